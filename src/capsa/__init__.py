@@ -1,0 +1,47 @@
+"""capsa: seal a finished analysis (SIF images, HDF5 data, provenance) into one signed file.
+
+The public API is what ``__all__`` lists; everything else is internal. This module must stay
+cheap to import (no h5py), because ``capsa --help`` imports it.
+"""
+
+from __future__ import annotations
+
+from .bundle import Bundle, Member, MemberFile, open_bundle
+from .errors import (
+    Error,
+    ExistsError,
+    FormatError,
+    IntegrityError,
+    NotFoundError,
+    ReplayError,
+    RuntimeError_,
+    SignatureError,
+    UsageError,
+)
+from .manifest import FORMAT_VERSION, Manifest
+from .pack import PackResult, pack
+
+open = open_bundle  # noqa: A001 - `capsa.open(path)` is the documented entry point
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Bundle",
+    "Error",
+    "ExistsError",
+    "FormatError",
+    "IntegrityError",
+    "Manifest",
+    "Member",
+    "MemberFile",
+    "NotFoundError",
+    "PackResult",
+    "ReplayError",
+    "RuntimeError_",
+    "SignatureError",
+    "UsageError",
+    "__version__",
+    "open",
+    "pack",
+]

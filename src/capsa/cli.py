@@ -1,0 +1,234 @@
+"""The `capsa` command: a thin argparse layer over the public API.
+
+Every failure is one line on stderr and a documented exit code (README "Exit codes");
+``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import capsa
+
+from .errors import Error, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_IO = 10
+EXIT_INTERRUPTED = 130
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)  # pragma: no cover
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    return False if args.quiet else None
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def _parse_role(text: str) -> tuple[str, str]:
+    pattern, sep, role = text.rpartition("=")
+    return (pattern, role) if sep else ("*", role)
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    roles = [_parse_role(r) for r in args.role]
+    default = next((r for p, r in roles if p == "*"), "other")
+    identifiers = []
+    for ident in args.identifier:
+        scheme, sep, value = ident.partition(":")
+        if not sep or not scheme or not value:
+            raise UsageError(f"identifier {ident!r} is not SCHEME:VALUE", hint="e.g. doi:10.1234/abc")
+        identifiers.append((scheme, value))
+    result = capsa.pack(
+        args.output,
+        args.paths,
+        title=args.title,
+        description=args.description,
+        authors=args.author,
+        license=args.license,
+        identifiers=identifiers,
+        created=args.created,
+        roles=[(p, r) for p, r in roles if p != "*"],
+        default_role=default,
+        level=args.level,
+        force=args.force,
+        progress=_progress(args),
+    )
+    m = result.manifest
+    stored = sum(b.stored_size for b in m.blobs.values())
+    raw = sum(b.size for b in m.blobs.values())
+    if args.json:
+        _emit_json({"bundle": str(result.path), "id": result.bundle_id, "size": result.size,
+                    "files": len(m.files), "blobs": len(m.blobs), "content_size": raw,
+                    "stored_size": stored})
+    elif not args.quiet:
+        print(f"packed {len(m.files)} files ({len(m.blobs)} blobs, {_human(raw)} → {_human(stored)})"
+              f" into {result.path}")
+        print(f"bundle id {result.bundle_id}")
+    return EXIT_OK
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        members = b.members()
+        if args.json:
+            _emit_json({"bundle": str(b.path), "id": b.id, "format": b.manifest.capsa,
+                        "members": [vars(m) for m in members]})
+            return EXIT_OK
+        rows = [(m.role, _human(m.size), _human(m.stored_size), m.encoding, m.digest[7:19], m.path)
+                for m in members]
+        header = ("ROLE", "SIZE", "STORED", "ENCODING", "DIGEST", "PATH")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        for r in [header, *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    return EXIT_OK
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b, b.open_member(args.path) as f:
+        if args.offset:
+            f.seek(args.offset)
+        remaining = args.length if args.length is not None else f.size
+        out = sys.stdout.buffer
+        while remaining > 0 and (chunk := f.read(min(4 << 20, remaining))):
+            out.write(chunk)
+            remaining -= len(chunk)
+        out.flush()
+    return EXIT_OK
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        written = b.extract(args.directory, args.paths or None, force=args.force,
+                            progress=_progress(args))
+    if args.json:
+        _emit_json({"bundle": args.bundle, "directory": args.directory,
+                    "extracted": [str(p) for p in written]})
+    elif not args.quiet:
+        print(f"extracted {len(written)} files into {args.directory}")
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        report = b.verify(level=args.level, jobs=args.jobs, progress=_progress(args))
+    if args.json:
+        _emit_json({"bundle": report.bundle, "id": report.bundle_id, "level": report.level,
+                    "ok": report.ok, "blobs_checked": report.blobs_checked,
+                    "bytes_checked": report.bytes_checked,
+                    "problems": [vars(p) for p in report.problems]})
+    else:
+        for p in report.problems:
+            print(f"capsa: {p.kind} problem: {p.where}: {p.what}", file=sys.stderr)
+        if not args.quiet:
+            verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
+            print(f"{report.bundle}: {verdict} at level {report.level}; "
+                  f"{report.blobs_checked} blobs, {_human(report.bytes_checked)} checked; "
+                  f"id {report.bundle_id}")
+    if report.ok:
+        return EXIT_OK
+    return max(p.as_error().exit_code for p in report.problems)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    parser = argparse.ArgumentParser(
+        prog="capsa", parents=[common],
+        description="Seal an analysis (SIF images, HDF5 data, provenance) into one signed file.",
+        epilog="exit codes: 0 ok, 2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, "
+               "7 replay, 8 destination exists, 9 not found, 10 I/O error, 130 interrupted",
+    )
+    parser.add_argument("--version", action="version", version=f"capsa {capsa.__version__} "
+                        f"(format {capsa.FORMAT_VERSION})")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("pack", cmd_pack, "pack files and directories into a bundle")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.capsa")
+    p.add_argument("--title", default="")
+    p.add_argument("--description", default="")
+    p.add_argument("--author", action="append", default=[], metavar="NAME")
+    p.add_argument("--license", metavar="SPDX")
+    p.add_argument("--identifier", action="append", default=[], metavar="SCHEME:VALUE")
+    p.add_argument("--created", metavar="YYYY-MM-DDTHH:MM:SSZ",
+                   help="creation time to record (default: SOURCE_DATE_EPOCH if set, else none)")
+    p.add_argument("--role", action="append", default=[], metavar="[GLOB=]ROLE",
+                   help="role of matching bundle paths: input, output, intermediate, image, other")
+    p.add_argument("--level", type=int, default=3, choices=range(1, 20), metavar="1-19",
+                   help="zstd level (default 3)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.add_argument("--json", action="store_true")
+
+    p = add("ls", cmd_ls, "list the files in a bundle")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true")
+
+    p = add("cat", cmd_cat, "write a member's bytes to standard output")
+    p.add_argument("bundle")
+    p.add_argument("path")
+    p.add_argument("--offset", type=int, default=0, help="start at this byte")
+    p.add_argument("--length", type=int, help="write at most this many bytes")
+
+    p = add("extract", cmd_extract, "extract members (all by default) into a directory")
+    p.add_argument("bundle")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("-C", "--directory", default=".", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.add_argument("--json", action="store_true")
+
+    p = add("verify", cmd_verify, "check a bundle's structure and the digest of every blob")
+    p.add_argument("bundle")
+    p.add_argument("--level", choices=("structure", "fixity"), default="fixity")
+    p.add_argument("--jobs", type=int, default=2, metavar="N")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except Error as e:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"capsa: error: {e.diagnostics()}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:
+        # The reader went away (`capsa cat ... | head`): not an error worth a message.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("capsa: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as e:
+        if args.verbose:
+            traceback.print_exc()
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"capsa: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_IO

@@ -1,0 +1,42 @@
+"""SHA-256 digests as capsa writes them: ``sha256:<64 lowercase hex>`` (spec/format.md §4)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from .errors import FormatError
+
+__all__ = ["DIGEST_RE", "parse_digest", "format_digest", "sha256_file", "sha256_bytes"]
+
+DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
+_CHUNK = 1 << 20
+
+
+def parse_digest(text: str, *, where: str | None = None) -> str:
+    """Return the 64-hex part of ``sha256:<hex>``; raise FormatError for anything else."""
+    m = DIGEST_RE.match(text) if isinstance(text, str) else None
+    if m is None:
+        raise FormatError(f"not a sha256 digest: {text!r:.80}", where=where)
+    return m.group(1)
+
+
+def format_digest(hexdigest: str) -> str:
+    return f"sha256:{hexdigest}"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return format_digest(hashlib.sha256(data).hexdigest())
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Stream a file through SHA-256 in 1 MiB reads (bounded memory)."""
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with Path(path).open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            h.update(view[:n])
+    return format_digest(h.hexdigest())

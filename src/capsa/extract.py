@@ -1,0 +1,153 @@
+"""Extraction that cannot escape its target directory (spec/format.md §10.3).
+
+Directories are walked with ``dir_fd`` and ``O_NOFOLLOW``, so neither ``..``, an absolute name
+nor a symbolic link planted in the target can redirect a write. Each file is written to a
+temporary name, its digest checked, then renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from ._progress import make_progress
+from .bundle import Bundle
+from .digest import format_digest
+from .errors import ExistsError, FormatError, IntegrityError, NotFoundError, UsageError
+
+__all__ = ["extract_bundle"]
+
+_CHUNK = 4 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _segments(path: str) -> list[str]:
+    parts = path.split("/")
+    # The manifest model already enforces this; re-checked here because this is the last line.
+    if not path or path.startswith("/") or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        raise FormatError("unsafe path in manifest", where=path)
+    return parts
+
+
+def _open_parent(root_fd: int, parts: list[str], *, create: bool, where: str) -> int:
+    """fd of the directory holding ``parts[-1]``, refusing symlinks and non-directories."""
+    fd = os.dup(root_fd)
+    try:
+        for name in parts[:-1]:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=fd)
+            try:
+                nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                os.close(fd)
+                return -1
+            except (NotADirectoryError, OSError) as e:
+                raise UsageError("refusing to extract through a symbolic link or non-directory",
+                                 where=where, hint=f"remove {name!r} from the target") from e
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def extract_bundle(
+    bundle: Bundle,
+    dest: str | os.PathLike[str],
+    paths: list[str] | None = None,
+    *,
+    force: bool = False,
+    progress: bool | None = None,
+) -> list[Path]:
+    files = bundle.manifest.files
+    if paths:
+        selected = []
+        for p in paths:
+            p = p.strip("/")
+            hits = [q for q in files if q == p or q.startswith(p + "/")]
+            if not hits:
+                raise NotFoundError("no such member", where=f"{bundle.path}: {p}",
+                                    hint="`capsa ls` lists the members")
+            selected.extend(hits)
+        selected = sorted(set(selected))
+    else:
+        selected = sorted(files)
+    root = Path(dest)
+    root.mkdir(parents=True, exist_ok=True)
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        # First pass: refuse before writing anything, so a refusal leaves the target untouched.
+        for p in selected:
+            parts = _segments(p)
+            where = str(root / p)
+            fd = _open_parent(root_fd, parts, create=False, where=where)
+            if fd < 0:
+                continue
+            try:
+                st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            finally:
+                os.close(fd)
+            if not force:
+                raise ExistsError("file exists", where=where, hint="use --force to replace it")
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+                raise UsageError("refusing to replace a non-file", where=where)
+        total = sum(bundle.manifest.blobs[files[p].digest].size for p in selected)
+        bar = make_progress("extract", total, progress)
+        written = []
+        try:
+            for p in selected:
+                written.append(_extract_one(bundle, root_fd, root, p, bar, force))
+        finally:
+            bar.close()
+        return written
+    finally:
+        os.close(root_fd)
+
+
+def _extract_one(
+    bundle: Bundle, root_fd: int, root: Path, path: str, bar: object, force: bool
+) -> Path:
+    entry = bundle.manifest.files[path]
+    parts = _segments(path)
+    where = str(root / path)
+    fd = _open_parent(root_fd, parts, create=True, where=where)
+    tmp = f".{parts[-1][:200]}.{secrets.token_hex(6)}.capsa-tmp"
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        try:
+            sha = hashlib.sha256()
+            with bundle.open_member(path) as src, os.fdopen(out, "wb", closefd=False) as dst:
+                while chunk := src.read(_CHUNK):
+                    sha.update(chunk)
+                    dst.write(chunk)
+                    bar.update(len(chunk))  # type: ignore[attr-defined]
+            found = format_digest(sha.hexdigest())
+            if found != entry.digest:
+                raise IntegrityError("digest mismatch", where=f"{bundle.path}: {path}",
+                                     expected=entry.digest, found=found)
+            os.fchmod(out, 0o755 if entry.mode == "0755" else 0o644)
+        finally:
+            os.close(out)
+        if force:
+            os.replace(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+        else:  # a link fails if the name appeared since the first pass; never overwrite
+            try:
+                os.link(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+            except FileExistsError:
+                raise ExistsError("file exists", where=where, hint="use --force to replace it") from None
+            os.unlink(tmp, dir_fd=fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=fd)
+        raise
+    finally:
+        os.close(fd)
+    return root / path

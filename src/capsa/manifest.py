@@ -1,0 +1,270 @@
+"""The manifest: pydantic models, canonical JSON encoding and decoding (spec/format.md §7-§8).
+
+The models are the single source of spec/manifest.schema.json (``python -m capsa.manifest``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import FormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Manifest",
+    "BundleMeta",
+    "Author",
+    "Identifier",
+    "Blob",
+    "FileEntry",
+    "Step",
+    "StepFile",
+    "Bind",
+    "RuntimeInfo",
+    "canonical_json",
+    "parse_manifest",
+    "schema",
+]
+
+FORMAT_VERSION = "1.0"
+"""The capsa bundle format version this code writes and the newest it reads (spec §9)."""
+MAJOR, MINOR = (int(x) for x in FORMAT_VERSION.split("."))
+MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
+MAX_MANIFEST = 64 << 20
+
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<64 hex>")]
+# Logical paths: relative, '/'-separated, no empty, '.' or '..' segments, no NUL/backslash.
+_SEGMENT = r"[^/\\\x00-\x1f]+"
+LogicalPath = Annotated[
+    str,
+    Field(
+        pattern=rf"^{_SEGMENT}(/{_SEGMENT})*$",
+        max_length=4096,
+        description="relative POSIX path inside the bundle; no '.', '..' or empty segments",
+    ),
+]
+Role = Literal["input", "output", "intermediate", "image", "other"]
+Encoding = Literal["zstd-seekable", "identity"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class Author(_Model):
+    name: str = Field(min_length=1)
+    """Full name as it should be cited."""
+    orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+    """ORCID iD without the URL prefix."""
+    affiliation: str | None = None
+
+
+class Identifier(_Model):
+    scheme: str = Field(min_length=1, max_length=64)
+    """E.g. "doi", "arxiv", "url", "handle"."""
+    value: str = Field(min_length=1)
+
+
+class BundleMeta(_Model):
+    title: str = ""
+    description: str = ""
+    authors: tuple[Author, ...] = ()
+    license: str | None = None
+    """SPDX licence expression of the bundle's content, e.g. "CC-BY-4.0"."""
+    identifiers: tuple[Identifier, ...] = ()
+    created: str | None = Field(
+        default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+    )
+    """UTC time given by the user or SOURCE_DATE_EPOCH; never the packing clock (spec §7.2)."""
+
+
+class Blob(_Model):
+    size: int = Field(ge=0)
+    """Uncompressed size in bytes: the length of the content the digest is over."""
+    stored_size: int = Field(ge=0)
+    """Size of the blob's ZIP entry."""
+    encoding: Encoding
+    media_type: str = Field(min_length=1, max_length=255)
+
+
+class FileEntry(_Model):
+    digest: Digest
+    role: Role
+    mode: Literal["0644", "0755"] = "0644"
+    """Permission bits restored on extraction; only the executable bit is kept."""
+
+
+class Bind(_Model):
+    source: str
+    target: str
+    readonly: bool = False
+
+
+class StepFile(_Model):
+    path: LogicalPath
+    digest: Digest
+
+
+class RuntimeInfo(_Model):
+    name: str
+    version: str = ""
+
+
+class Step(_Model):
+    """One recorded execution of a command inside a container image (filled by `capsa run`)."""
+
+    name: str = Field(min_length=1)
+    image: Digest
+    """Digest of the SIF image blob the step ran in."""
+    argv: tuple[str, ...] = Field(min_length=1)
+    env: dict[str, str] = {}
+    workdir: str = "/work"
+    binds: tuple[Bind, ...] = ()
+    inputs: tuple[StepFile, ...] = ()
+    outputs: tuple[StepFile, ...] = ()
+    exit_code: int = 0
+    runtime: RuntimeInfo
+
+
+class Manifest(_Model):
+    """The signed description of a bundle; its canonical bytes are the bundle identity."""
+
+    capsa: str = Field(pattern=r"^\d+\.\d+$")
+    """Format version "MAJOR.MINOR" (spec §9)."""
+    bundle: BundleMeta = BundleMeta()
+    blobs: dict[Digest, Blob] = {}
+    """Every stored blob by the digest of its uncompressed bytes."""
+    files: dict[LogicalPath, FileEntry] = {}
+    """Logical path → content; several paths may share one blob."""
+    steps: tuple[Step, ...] = ()
+    """Recorded steps in execution order (spec §7.5; filled by `capsa run`)."""
+
+    @field_validator("capsa")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        major, minor = (int(x) for x in v.split("."))
+        if major != MAJOR or minor > MINOR:
+            raise ValueError(f"format {v} is not readable by this capsa ({FORMAT_VERSION})")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Manifest:
+        for path, f in self.files.items():
+            if f.digest not in self.blobs:
+                raise ValueError(f"file {path!r} refers to a blob that is not listed")
+        paths = sorted(self.files)
+        for a, b in zip(paths, paths[1:]):  # noqa: B905 - deliberately pairwise
+            if b.startswith(a + "/"):
+                raise ValueError(f"path {a!r} is both a file and a directory")
+        for s in self.steps:
+            if s.image not in self.blobs:
+                raise ValueError(f"step {s.name!r}: image is not in the bundle")
+        return self
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one canonical encoding (spec §8): sorted keys, no whitespace, UTF-8, no floats."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude_none=True)
+    _reject_floats(value)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _reject_floats(v: Any) -> None:
+    if isinstance(v, float):
+        raise ValueError("floats are not allowed in canonical JSON")
+    if isinstance(v, dict):
+        for x in v.values():
+            _reject_floats(x)
+    elif isinstance(v, list | tuple):
+        for x in v:
+            _reject_floats(x)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise ValueError("duplicate key in JSON object")
+    return d
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]{0,15})")
+
+
+def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
+    """Decode manifest bytes, insisting on the canonical form the writer produces."""
+    if len(data) > MAX_MANIFEST:
+        raise FormatError(f"manifest larger than {MAX_MANIFEST} bytes", where=where)
+    try:
+        raw = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_float=lambda s: _no_constant("a float"),
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise FormatError(f"manifest is not valid JSON: {e}", where=where) from e
+    if not isinstance(raw, dict):
+        raise FormatError("manifest is not a JSON object", where=where)
+    version = raw.get("capsa")
+    if isinstance(version, str) and re.fullmatch(r"\d+\.\d+", version):
+        major, minor = (int(x) for x in version.split("."))
+        if major != MAJOR:
+            raise FormatError(
+                f"unknown major format version {version}",
+                where=where,
+                hint=f"this capsa reads format {MAJOR}.x",
+            )
+        if minor > MINOR:
+            raise FormatError(
+                f"format {version} is newer than this capsa ({FORMAT_VERSION})",
+                where=where,
+                hint="upgrade capsa",
+            )
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise FormatError(f"invalid manifest at {loc or 'top level'}: {first['msg']}", where=where) from e
+    if canonical_json(manifest) != data:
+        raise FormatError("manifest is not in canonical form", where=where)
+    return manifest
+
+
+def schema() -> dict[str, Any]:
+    s = Manifest.model_json_schema(mode="validation")
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    s["$id"] = f"https://capsa.invalid/spec/manifest-{FORMAT_VERSION}.schema.json"
+    return s
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m capsa.manifest [OUT]``: write (or print) spec/manifest.schema.json."""
+    args = sys.argv[1:] if argv is None else argv
+    text = schema_text()
+    if args:
+        Path(args[0]).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""Writing bundles: stream files into blobs, store identical content once, seal with a manifest.
+
+Hashing, compression and CRC run in parallel threads (all three release the GIL), in fixed-size
+batches, so memory stays bounded whatever the input size and the output bytes are deterministic.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import mimetypes
+import os
+import stat
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, get_args
+
+from pydantic import ValidationError
+
+from . import zstdseek
+from ._atomic import atomic_output
+from ._layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY, blob_entry
+from ._progress import make_progress
+from ._zip import ZipWriter
+from .digest import format_digest
+from .errors import NotFoundError, UsageError
+from .manifest import (
+    FORMAT_VERSION,
+    Author,
+    Blob,
+    BundleMeta,
+    FileEntry,
+    Identifier,
+    Manifest,
+    Role,
+    Step,
+    canonical_json,
+)
+
+ROLES: tuple[str, ...] = get_args(Role)
+
+__all__ = ["pack", "PackResult", "collect_paths", "SAMPLE_FRAMES", "IDENTITY_RATIO"]
+
+SAMPLE_FRAMES = 8
+"""Frames compressed up front to decide a blob's encoding (spec §5.2)."""
+IDENTITY_RATIO = 0.9
+"""Store as identity unless the sampled frames shrink below this fraction (spec §5.2)."""
+BATCH_FRAMES = 8
+IDENTITY_CHUNK = 8 << 20
+_NAME_LEN = {"identity": len(blob_entry("0" * 64, "identity")),
+             "zstd-seekable": len(blob_entry("0" * 64, "zstd-seekable"))}
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class PackResult:
+    path: Path
+    manifest: Manifest
+    bundle_id: str
+    size: int
+
+
+def _role_for(logical: str, roles: Sequence[tuple[str, str]], default: str) -> str:
+    for pattern, role in roles:
+        if fnmatch.fnmatchcase(logical, pattern):
+            return role
+    return default
+
+
+def collect_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
+    """Map logical bundle paths to files: a file by its name, a directory's files under its name."""
+    out: dict[str, Path] = {}
+
+    def add(logical: str, p: Path) -> None:
+        if logical in out:
+            raise UsageError(f"two inputs map to the same bundle path {logical!r}", where=str(p),
+                             hint="rename one or pack from a common parent directory")
+        out[logical] = p
+
+    for item in paths:
+        p = Path(item)
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            raise NotFoundError("no such file or directory", where=str(p)) from None
+        if stat.S_ISREG(st.st_mode):
+            add(p.resolve().name if p.name in ("", ".", "..") else p.name, p)
+        elif stat.S_ISDIR(st.st_mode):
+            base = p.resolve().name
+            for root, dirs, files in os.walk(p):
+                rootp = Path(root)
+                for d in dirs:
+                    if (rootp / d).is_symlink():
+                        raise UsageError("symbolic link to a directory is not followed",
+                                         where=str(rootp / d), hint="name its target explicitly")
+                dirs.sort()
+                for name in sorted(files):
+                    fp = rootp / name
+                    if not fp.is_file():
+                        raise UsageError("not a regular file", where=str(fp))
+                    rel = fp.relative_to(p).as_posix()
+                    add(f"{base}/{rel}" if base else rel, fp)
+        else:
+            raise UsageError("not a regular file or directory", where=str(p))
+    return out
+
+
+def _media_type(head: bytes, logical: str) -> str:
+    if head.startswith(_HDF5_MAGIC):
+        return "application/x-hdf5"
+    if head[32:41] == b"SIF_MAGIC":
+        return "application/vnd.sylabs.sif"
+    guess, _ = mimetypes.guess_type(logical, strict=False)
+    return guess or "application/octet-stream"
+
+
+class _Packer:
+    def __init__(self, out: BinaryIO, level: int, progress: object) -> None:
+        self.zip = ZipWriter(out)
+        self.level = level
+        self.progress = progress
+        self.blobs: dict[str, Blob] = {}
+        self.local = threading.local()
+        self.compress_pool = ThreadPoolExecutor(2, thread_name_prefix="capsa-zstd")
+        self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="capsa-sha")
+
+    def close(self) -> None:
+        self.compress_pool.shutdown()
+        self.hash_pool.shutdown()
+
+    def _compress(self, data: bytes) -> bytes:
+        cctx = getattr(self.local, "cctx", None)
+        if cctx is None:
+            cctx = self.local.cctx = zstdseek.new_compressor(self.level)
+        return cctx.compress(data)
+
+    def _sample(self, f: BinaryIO, size: int) -> tuple[str, dict[int, bytes]]:
+        """Compress up to SAMPLE_FRAMES evenly spread frames; choose the encoding (spec §5.2)."""
+        if size == 0:
+            return "identity", {}
+        n = -(-size // zstdseek.FRAME_SIZE)
+        k = min(n, SAMPLE_FRAMES)
+        picks = sorted({(i * (n - 1)) // max(k - 1, 1) for i in range(k)})
+        raw = []
+        for i in picks:
+            f.seek(i * zstdseek.FRAME_SIZE)
+            raw.append(f.read(zstdseek.FRAME_SIZE))
+        frames = list(self.compress_pool.map(self._compress, raw))
+        raw_total = sum(len(r) for r in raw)
+        comp_total = sum(len(c) for c in frames)
+        f.seek(0)
+        if comp_total > IDENTITY_RATIO * raw_total:
+            return "identity", {}
+        return "zstd-seekable", dict(zip(picks, frames, strict=True))
+
+    def add_file(self, path: Path, logical: str) -> tuple[str, str]:
+        """Store one file's content (once) and return (digest, media type)."""
+        with path.open("rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(64)
+            f.seek(0)
+            encoding, sampled = self._sample(f, size)  # type: ignore[arg-type]
+            start = self.zip.begin_streamed(_NAME_LEN[encoding])
+            sha = hashlib.sha256()
+            if encoding == "identity":
+                crc, n = self._stream_identity(f, sha)  # type: ignore[arg-type]
+                seek = b""
+            else:
+                crc, n, seek = self._stream_zstd(f, sha, sampled)  # type: ignore[arg-type]
+            if n != size:
+                raise UsageError("file changed size while being packed", where=str(path))
+        hexd = sha.hexdigest()
+        digest = format_digest(hexd)
+        if digest in self.blobs:
+            self.zip.abandon_streamed()
+        else:
+            stored = self.zip.offset - start
+            self.zip.end_streamed(blob_entry(hexd, encoding), stored, crc)
+            self.blobs[digest] = Blob(size=size, stored_size=stored, encoding=encoding,
+                                      media_type=_media_type(head, logical))
+        return digest, self.blobs[digest].media_type
+
+    def _stream_identity(self, f: BinaryIO, sha: hashlib._Hash) -> tuple[int, int]:
+        crc = total = 0
+        pending: deque[Future[None]] = deque()
+        while chunk := f.read(IDENTITY_CHUNK):
+            pending.append(self.hash_pool.submit(sha.update, chunk))
+            crc = zlib.crc32(chunk, crc)
+            self.zip.f.write(chunk)
+            total += len(chunk)
+            self.progress.update(len(chunk))  # type: ignore[attr-defined]
+            while len(pending) > 1:
+                pending.popleft().result()
+        for p in pending:
+            p.result()
+        return crc, total
+
+    def _stream_zstd(
+        self, f: BinaryIO, sha: hashlib._Hash, sampled: dict[int, bytes]
+    ) -> tuple[int, int, bytes]:
+        crc = total = 0
+        table: list[tuple[int, int, int]] = []
+        index = 0
+        inflight: deque[tuple[Future[None], list[tuple[int, Future[bytes] | bytes]]]] = deque()
+
+        def drain_one() -> None:
+            nonlocal crc
+            hashed, frames = inflight.popleft()
+            for raw_len, fut in frames:
+                frame = fut if isinstance(fut, bytes) else fut.result()
+                crc = zlib.crc32(frame, crc)
+                self.zip.f.write(frame)
+                table.append((len(frame), raw_len, zstdseek.frame_checksum(frame)))
+                self.progress.update(raw_len)  # type: ignore[attr-defined]
+            hashed.result()
+
+        while batch := f.read(zstdseek.FRAME_SIZE * BATCH_FRAMES):
+            view = memoryview(batch)
+            frames: list[tuple[int, Future[bytes] | bytes]] = []
+            for off in range(0, len(batch), zstdseek.FRAME_SIZE):
+                piece = view[off : off + zstdseek.FRAME_SIZE]
+                cached = sampled.get(index)
+                frames.append((len(piece), cached if cached is not None
+                               else self.compress_pool.submit(self._compress, piece)))
+                index += 1
+            inflight.append((self.hash_pool.submit(sha.update, batch), frames))
+            total += len(batch)
+            while len(inflight) > 1:
+                drain_one()
+        while inflight:
+            drain_one()
+        seek = zstdseek.encode_seek_table(table)
+        crc = zlib.crc32(seek, crc)
+        self.zip.f.write(seek)
+        return crc, total, seek
+
+
+def _created(created: str | None) -> str | None:
+    if created is not None:
+        return created
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde:
+        try:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(sde)))
+        except (ValueError, OverflowError) as e:
+            raise UsageError(f"SOURCE_DATE_EPOCH is not an integer: {sde!r}") from e
+    return None
+
+
+def _meta(
+    title: str,
+    description: str,
+    authors: Sequence[str | Author],
+    license: str | None,
+    identifiers: Sequence[tuple[str, str]],
+    created: str | None,
+) -> BundleMeta:
+    return BundleMeta(
+        title=title,
+        description=description,
+        authors=tuple(a if isinstance(a, Author) else Author(name=a) for a in authors),
+        license=license,
+        identifiers=tuple(Identifier(scheme=s, value=v) for s, v in identifiers),
+        created=created,
+    )
+
+
+def pack(
+    output: str | os.PathLike[str],
+    paths: Iterable[str | os.PathLike[str]] | None = None,
+    *,
+    files: dict[str, str | os.PathLike[str]] | None = None,
+    title: str = "",
+    description: str = "",
+    authors: Sequence[str | Author] = (),
+    license: str | None = None,
+    identifiers: Sequence[tuple[str, str]] = (),
+    created: str | None = None,
+    roles: Sequence[tuple[str, str]] = (),
+    default_role: str = "other",
+    steps: Sequence[Step] = (),
+    level: int = zstdseek.LEVEL,
+    force: bool = False,
+    progress: bool | None = None,
+) -> PackResult:
+    """Pack files and directories into a bundle at ``output`` (spec/format.md).
+
+    ``paths`` are mapped to bundle paths by :func:`collect_paths`; ``files`` maps bundle paths to
+    files explicitly. ``roles`` is a list of (glob over bundle paths, role), first match wins.
+    The bundle is written to a temporary file beside ``output`` and renamed into place; an
+    existing ``output`` is only replaced with ``force``.
+    """
+    mapping = collect_paths(paths or [])
+    for logical, p in (files or {}).items():
+        if logical in mapping:
+            raise UsageError(f"bundle path {logical!r} given twice")
+        mapping[logical] = Path(p)
+    if not mapping:
+        raise UsageError("nothing to pack", hint="name at least one file or directory")
+    for _, role in roles:
+        if role not in ROLES:
+            raise UsageError(f"unknown role {role!r}", hint=f"use one of {', '.join(ROLES)}")
+    if default_role not in ROLES:
+        raise UsageError(f"unknown role {default_role!r}", hint=f"use one of {', '.join(ROLES)}")
+    try:
+        meta = _meta(title, description, authors, license, identifiers, _created(created))
+    except ValidationError as e:
+        raise UsageError(f"invalid bundle metadata: {e.errors()[0]['msg']}") from e
+    ordered = sorted(mapping.items(), key=lambda kv: kv[0].encode())
+    total = 0
+    for _, p in ordered:
+        try:
+            total += p.stat().st_size
+        except OSError as e:
+            raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
+    bar = make_progress("pack", total, progress)
+    entries: dict[str, FileEntry] = {}
+    with atomic_output(output, force=force) as out:
+        packer = _Packer(out, level, bar)
+        try:
+            packer.zip.add_bytes(MIMETYPE_ENTRY, MIMETYPE)
+            for logical, p in ordered:
+                try:
+                    digest, _ = packer.add_file(p, logical)
+                    mode = "0755" if os.stat(p).st_mode & 0o111 else "0644"
+                except OSError as e:
+                    raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
+                entries[logical] = FileEntry(
+                    digest=digest, role=_role_for(logical, roles, default_role), mode=mode
+                )
+            manifest = Manifest(
+                capsa=FORMAT_VERSION,
+                bundle=meta,
+                blobs=dict(sorted(packer.blobs.items())),
+                files=entries,
+                steps=tuple(steps),
+            )
+            data = canonical_json(manifest)
+            packer.zip.add_bytes(MANIFEST_ENTRY, data)
+            packer.zip.close()
+        finally:
+            packer.close()
+            bar.close()
+        size = out.tell()
+    return PackResult(Path(output), manifest, format_digest(hashlib.sha256(data).hexdigest()), size)
+
+
