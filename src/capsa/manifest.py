@@ -1,14 +1,12 @@
 """The manifest: pydantic models, canonical JSON encoding and decoding (spec/format.md §7-§8).
 
-The models are the single source of spec/manifest.schema.json (``python -m capsa.manifest``).
+The models are the single source of spec/manifest.schema.json (``python -m capsa.schema``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -253,18 +251,3 @@ def schema() -> dict[str, Any]:
 
 def schema_text() -> str:
     return json.dumps(schema(), indent=2, sort_keys=True) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m capsa.manifest [OUT]``: write (or print) spec/manifest.schema.json."""
-    args = sys.argv[1:] if argv is None else argv
-    text = schema_text()
-    if args:
-        Path(args[0]).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

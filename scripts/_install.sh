@@ -1,0 +1,23 @@
+# Sourced by demo.sh and test.sh: installs what capsa needs on a fresh Debian machine and
+# activates a virtual environment in .venv (Debian's Python refuses system-wide pip installs).
+set -eu
+repo=$(cd "$(dirname "$0")/.." && pwd)
+apt_packages="unzip zstd jq bubblewrap squashfs-tools python3-venv"
+missing=""
+for tool in unzip zstd jq bwrap unsquashfs; do
+    command -v "$tool" >/dev/null 2>&1 || missing="yes"
+done
+if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    # python3-venv only exists where Python comes from Debian; ignore it elsewhere.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_packages >/dev/null 2>&1 ||
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip zstd jq bubblewrap squashfs-tools
+fi
+python=${PYTHON:-python3}
+if [ ! -x "$repo/.venv/bin/python" ]; then
+    "$python" -m venv "$repo/.venv"
+fi
+. "$repo/.venv/bin/activate"
+python -m pip install -q --disable-pip-version-check -e "$repo[test]"
