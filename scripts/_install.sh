@@ -2,20 +2,21 @@
 # activates a virtual environment in .venv (Debian's Python refuses system-wide pip installs).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
-apt_packages="unzip zstd jq bubblewrap squashfs-tools python3-venv"
+apt_packages="unzip zstd jq bubblewrap squashfs-tools openssh-client python3-venv"
 missing=""
-for tool in unzip zstd jq bwrap unsquashfs; do
+for tool in unzip zstd jq bwrap unsquashfs ssh-keygen; do
     command -v "$tool" >/dev/null 2>&1 || missing="yes"
 done
+python=${PYTHON:-python3}
+"$python" -c "import venv, ensurepip" 2>/dev/null || missing="yes"
 if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     # python3-venv only exists where Python comes from Debian; ignore it elsewhere.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_packages >/dev/null 2>&1 ||
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip zstd jq bubblewrap squashfs-tools
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip zstd jq bubblewrap squashfs-tools openssh-client
 fi
-python=${PYTHON:-python3}
 if [ ! -x "$repo/.venv/bin/python" ]; then
     "$python" -m venv "$repo/.venv"
 fi

@@ -15,11 +15,14 @@ __all__ = ["atomic_output"]
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: str | os.PathLike[str], *, force: bool = False, mode: int = 0o644
+) -> Iterator[BinaryIO]:
     """Yield a temporary file beside ``path``; on success rename it to ``path``.
 
     Without ``force`` an existing ``path`` is never replaced, not even one that appears while
-    we write (the final step is a hard link, which fails if the name exists).
+    we write (the final step is a hard link, which fails if the name exists). The file is
+    created with mode 0600 and gets ``mode`` (less the umask) only once complete.
     """
     dest = Path(path)
     if not force and os.path.lexists(dest):
@@ -33,7 +36,7 @@ def atomic_output(path: str | os.PathLike[str], *, force: bool = False) -> Itera
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
+        os.chmod(tmp, mode & ~_umask())
         if force:
             os.replace(tmp, dest)
         else:

@@ -102,6 +102,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
+    if args.offset < 0 or (args.length is not None and args.length < 0):
+        raise UsageError("--offset and --length must not be negative")
     with capsa.open(args.bundle) as b, b.open_member(args.path) as f:
         if args.offset:
             f.seek(args.offset)
@@ -148,11 +150,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks on errors")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    def flags(default: object) -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser(add_help=False)
+        p.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="show tracebacks on errors")
+        p.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="no progress, no summary")
+        return p
+
+    # A subcommand's defaults would overwrite `capsa -v CMD`; only the top level sets them.
+    common = flags(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="capsa", parents=[common],
+        prog="capsa", parents=[flags(False)],
         description="Seal an analysis (SIF images, HDF5 data, provenance) into one signed file.",
         epilog="exit codes: 0 ok, 2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, "
                "7 replay, 8 destination exists, 9 not found, 10 I/O error, 130 interrupted",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -38,7 +39,10 @@ MAX_MANIFEST = 64 << 20
 
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<64 hex>")]
 # Logical paths: relative, '/'-separated, no empty, '.' or '..' segments, no NUL/backslash.
-_SEGMENT = r"[^/\\\x00-\x1f]+"
+_CHAR = r"[^/\\\x00-\x1f]"
+_NODOT = r"[^/\\\x00-\x1f.]"
+# Any segment but "." and "..", without look-around (pydantic's regex engine has none).
+_SEGMENT = rf"(?:{_NODOT}{_CHAR}*|\.{_NODOT}{_CHAR}*|\.\.{_CHAR}+)"
 LogicalPath = Annotated[
     str,
     Field(
@@ -133,7 +137,7 @@ class Step(_Model):
 class Manifest(_Model):
     """The signed description of a bundle; its canonical bytes are the bundle identity."""
 
-    capsa: str = Field(pattern=r"^\d+\.\d+$")
+    capsa: str = Field(pattern=r"^[0-9]+\.[0-9]+$")
     """Format version "MAJOR.MINOR" (spec §9)."""
     bundle: BundleMeta = BundleMeta()
     blobs: dict[Digest, Blob] = {}
@@ -156,35 +160,55 @@ class Manifest(_Model):
         for path, f in self.files.items():
             if f.digest not in self.blobs:
                 raise ValueError(f"file {path!r} refers to a blob that is not listed")
-        paths = sorted(self.files)
-        for a, b in zip(paths, paths[1:]):  # noqa: B905 - deliberately pairwise
-            if b.startswith(a + "/"):
-                raise ValueError(f"path {a!r} is both a file and a directory")
+        conflict = file_dir_conflict(self.files)
+        if conflict is not None:
+            raise ValueError(f"path {conflict!r} is both a file and a directory")
         for s in self.steps:
             if s.image not in self.blobs:
                 raise ValueError(f"step {s.name!r}: image is not in the bundle")
         return self
 
 
+def file_dir_conflict(paths: Iterable[str]) -> str | None:
+    """A path that is also a parent directory of another path (``a`` and ``a/b``), or None.
+
+    Every proper prefix is looked up: comparing sorted neighbours is not enough, because
+    ``a.txt`` sorts between ``a`` and ``a/b``.
+    """
+    names = set(paths)
+    for path in sorted(names):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in names:
+                return prefix
+    return None
+
+
 def canonical_json(value: Any) -> bytes:
     """The one canonical encoding (spec §8): sorted keys, no whitespace, UTF-8, no floats."""
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json", exclude_none=True)
-    _reject_floats(value)
+    _check_values(value)
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
 
 
-def _reject_floats(v: Any) -> None:
+_MAX_INT = 2**53
+
+
+def _check_values(v: Any) -> None:
     if isinstance(v, float):
         raise ValueError("floats are not allowed in canonical JSON")
+    if isinstance(v, int) and not isinstance(v, bool) and not -_MAX_INT <= v <= _MAX_INT:
+        raise ValueError(f"integer {v} is outside the canonical JSON range ±2**53")
     if isinstance(v, dict):
         for x in v.values():
-            _reject_floats(x)
+            _check_values(x)
     elif isinstance(v, list | tuple):
         for x in v:
-            _reject_floats(x)
+            _check_values(x)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -196,9 +220,6 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
-
-
-_INT_RE = re.compile(r"-?(0|[1-9][0-9]{0,15})")
 
 
 def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
@@ -217,7 +238,7 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
     if not isinstance(raw, dict):
         raise FormatError("manifest is not a JSON object", where=where)
     version = raw.get("capsa")
-    if isinstance(version, str) and re.fullmatch(r"\d+\.\d+", version):
+    if isinstance(version, str) and re.fullmatch(r"[0-9]+\.[0-9]+", version):
         major, minor = (int(x) for x in version.split("."))
         if major != MAJOR:
             raise FormatError(
@@ -237,7 +258,11 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise FormatError(f"invalid manifest at {loc or 'top level'}: {first['msg']}", where=where) from e
-    if canonical_json(manifest) != data:
+    try:
+        canonical = canonical_json(manifest)
+    except ValueError as e:
+        raise FormatError(f"manifest is not canonical JSON: {e}", where=where) from e
+    if canonical != data:
         raise FormatError("manifest is not in canonical form", where=where)
     return manifest
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, get_args
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from . import zstdseek
 from ._atomic import atomic_output
@@ -37,10 +37,12 @@ from .manifest import (
     BundleMeta,
     FileEntry,
     Identifier,
+    LogicalPath,
     Manifest,
     Role,
     Step,
     canonical_json,
+    file_dir_conflict,
 )
 
 ROLES: tuple[str, ...] = get_args(Role)
@@ -109,6 +111,22 @@ def collect_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
         else:
             raise UsageError("not a regular file or directory", where=str(p))
     return out
+
+
+_LOGICAL_PATH: TypeAdapter[str] = TypeAdapter(LogicalPath)
+
+
+def _check_logical_paths(logicals: Sequence[str]) -> None:
+    """Refuse, before anything is written, paths the manifest would reject (spec §2, §7.4)."""
+    for logical in logicals:
+        try:
+            _LOGICAL_PATH.validate_python(logical)
+        except ValidationError:
+            raise UsageError("not a valid bundle path (empty, '.' or '..' segment, backslash or "
+                             "control character)", where=repr(logical)) from None
+    conflict = file_dir_conflict(logicals)
+    if conflict is not None:
+        raise UsageError(f"bundle path {conflict!r} is both a file and a directory")
 
 
 def _media_type(head: bytes, logical: str) -> str:
@@ -313,11 +331,12 @@ def pack(
     except ValidationError as e:
         raise UsageError(f"invalid bundle metadata: {e.errors()[0]['msg']}") from e
     ordered = sorted(mapping.items(), key=lambda kv: kv[0].encode())
+    _check_logical_paths(list(mapping))
     total = 0
     for _, p in ordered:
         try:
             total += p.stat().st_size
-        except OSError as e:
+        except FileNotFoundError as e:
             raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
     bar = make_progress("pack", total, progress)
     entries: dict[str, FileEntry] = {}
@@ -329,7 +348,9 @@ def pack(
                 try:
                     digest, _ = packer.add_file(p, logical)
                     mode = "0755" if os.stat(p).st_mode & 0o111 else "0644"
-                except OSError as e:
+                except FileNotFoundError as e:
+                    # Only a vanished input is "not found"; any other OSError (permission denied,
+                    # disk full while writing the bundle) stays an I/O error (exit 10).
                     raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
                 entries[logical] = FileEntry(
                     digest=digest, role=_role_for(logical, roles, default_role), mode=mode
