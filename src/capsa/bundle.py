@@ -13,16 +13,21 @@ import os
 import stat
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from . import zstdseek
 from ._layout import MANIFEST_ENTRY, MIMETYPE, ORDER, blob_entry, classify
 from ._zip import ZipEntry, read_directory
 from .digest import format_digest, parse_digest
-from .errors import Error, FormatError, IntegrityError, NotFoundError
+from .errors import Error, FormatError, IntegrityError, NotFoundError, SignatureError
 from .manifest import Blob, Manifest, parse_manifest
+
+if TYPE_CHECKING:
+    from .keys import PublicKey
+    from .signing import SignatureCheck
 
 __all__ = ["Bundle", "Member", "MemberFile", "open_bundle"]
 
@@ -55,8 +60,6 @@ class Bundle:
             raise NotFoundError("no such bundle", where=str(self.path)) from None
         except IsADirectoryError:
             raise FormatError("is a directory, not a bundle", where=str(self.path)) from None
-        except OSError as e:
-            raise NotFoundError(f"cannot open: {e.strerror}", where=str(self.path)) from e
         try:
             self._load()
         except Error as e:
@@ -187,11 +190,23 @@ class Bundle:
         self.close()
 
     # verify and extract live in their own modules; these are the public entry points.
-    def verify(self, level: Literal["structure", "fixity"] = "fixity", *, jobs: int = 2,
-               progress: bool | None = None) -> VerifyReport:
+    def verify(
+        self,
+        level: Literal["structure", "fixity", "full"] = "full",
+        *,
+        keys: Sequence[PublicKey] = (),
+        require_signature: bool | None = None,
+        jobs: int = 2,
+        progress: bool | None = None,
+    ) -> VerifyReport:
+        """Check the bundle at ``level`` (spec/format.md §10.2, spec/signing.md §5).
+
+        ``require_signature`` defaults to True when ``keys`` are given.
+        """
         from .verify import verify_bundle
 
-        return verify_bundle(self, level=level, jobs=jobs, progress=progress)
+        return verify_bundle(self, level=level, keys=keys, require_signature=require_signature,
+                             jobs=jobs, progress=progress)
 
     def extract(self, dest: str | os.PathLike[str], paths: list[str] | None = None, *,
                 force: bool = False, progress: bool | None = None) -> list[Path]:
@@ -204,10 +219,10 @@ class Bundle:
 class Problem:
     where: str
     what: str
-    kind: str  # "format" | "integrity"
+    kind: str  # "format" | "integrity" | "signature"
 
     def as_error(self) -> Error:
-        cls = IntegrityError if self.kind == "integrity" else FormatError
+        cls = {"integrity": IntegrityError, "signature": SignatureError}.get(self.kind, FormatError)
         return cls(self.what, where=self.where)
 
 
@@ -219,6 +234,7 @@ class VerifyReport:
     blobs_checked: int = 0
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    signatures: list[SignatureCheck] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -80,7 +80,8 @@ def extract_bundle(
         selected = sorted(files)
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
-    root_fd = os.open(root, _DIR_FLAGS)
+    # DIR itself may be a symbolic link the user chose (e.g. to scratch space); below it, none.
+    root_fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
     try:
         # First pass: refuse before writing anything, so a refusal leaves the target untouched.
         for p in selected:

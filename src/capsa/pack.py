@@ -29,6 +29,8 @@ from ._layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY, blob_entry
 from ._progress import make_progress
 from ._zip import ZipWriter
 from .digest import format_digest
+from .keys import PrivateKey
+from .signing import envelope_for, signature_entry
 from .errors import NotFoundError, UsageError
 from .manifest import (
     FORMAT_VERSION,
@@ -127,6 +129,14 @@ def _check_logical_paths(logicals: Sequence[str]) -> None:
     conflict = file_dir_conflict(logicals)
     if conflict is not None:
         raise UsageError(f"bundle path {conflict!r} is both a file and a directory")
+
+
+def _same_file(p: Path, st: os.stat_result) -> bool:
+    try:
+        other = p.stat()
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino)
 
 
 def _media_type(head: bytes, logical: str) -> str:
@@ -303,6 +313,7 @@ def pack(
     roles: Sequence[tuple[str, str]] = (),
     default_role: str = "other",
     steps: Sequence[Step] = (),
+    sign: Sequence[PrivateKey] = (),
     level: int = zstdseek.LEVEL,
     force: bool = False,
     progress: bool | None = None,
@@ -311,10 +322,15 @@ def pack(
 
     ``paths`` are mapped to bundle paths by :func:`collect_paths`; ``files`` maps bundle paths to
     files explicitly. ``roles`` is a list of (glob over bundle paths, role), first match wins.
+    Each key in ``sign`` adds a signature over the manifest (spec/signing.md).
     The bundle is written to a temporary file beside ``output`` and renamed into place; an
     existing ``output`` is only replaced with ``force``.
     """
     mapping = collect_paths(paths or [])
+    if os.path.exists(output):
+        # Packing the directory that holds the old bundle must not pack the old bundle.
+        out_stat = os.stat(output)
+        mapping = {k: p for k, p in mapping.items() if not _same_file(p, out_stat)}
     for logical, p in (files or {}).items():
         if logical in mapping:
             raise UsageError(f"bundle path {logical!r} given twice")
@@ -364,6 +380,9 @@ def pack(
             )
             data = canonical_json(manifest)
             packer.zip.add_bytes(MANIFEST_ENTRY, data)
+            signers = {signature_entry(k.keyid): k for k in sign}  # one slot per key
+            for name, key in sorted(signers.items()):
+                packer.zip.add_bytes(name, envelope_for(data, key))
             packer.zip.close()
         finally:
             packer.close()
