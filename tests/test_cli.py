@@ -193,7 +193,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_usage_errors_from_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["frobnicate"], ["pack", "x"], ["verify", "b", "--level", "full"]):
+    for argv in ([], ["frobnicate"], ["pack", "x"], ["verify", "b", "--level", "paranoid"]):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert e.value.code == 2

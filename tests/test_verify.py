@@ -48,7 +48,7 @@ def test_good_bundle_cli_exit_0(bundle_path: Path, cli: Callable[..., CliResult]
 
 
 def test_unknown_level(bundle: capsa.Bundle) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(capsa.UsageError, match="unknown verification level"):
         bundle.verify(level="paranoid")  # type: ignore[arg-type]
 
 

@@ -7,16 +7,18 @@ Every failure is one line on stderr and a documented exit code (README "Exit cod
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import capsa
 
-from .errors import Error, UsageError
+from .errors import Error, NotFoundError, SignatureError, UsageError
 
 __all__ = ["main"]
 
@@ -68,6 +70,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
         roles=[(p, r) for p, r in roles if p != "*"],
         default_role=default,
         level=args.level,
+        sign=_signing_keys(args.sign, args),
         force=args.force,
         progress=_progress(args),
     )
@@ -128,18 +131,80 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    if getattr(args, "passphrase_file", None):
+        try:
+            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
+        except FileNotFoundError:
+            raise NotFoundError("no such passphrase file", where=args.passphrase_file) from None
+    env = os.environ.get("CAPSA_PASSPHRASE")
+    return env.encode() if env is not None else None
+
+
+def _signing_keys(paths: list[str], args: argparse.Namespace) -> list[Any]:
+    from .keys import NEEDS_PASSPHRASE, load_private_key
+
+    keys = []
+    for path in paths:
+        try:
+            keys.append(load_private_key(path, _passphrase(args)))
+        except SignatureError as e:
+            if e.what != NEEDS_PASSPHRASE or not sys.stdin.isatty():
+                raise
+            keys.append(load_private_key(path, getpass.getpass(f"passphrase for {path}: ").encode()))
+    return keys
+
+
+def _trusted_keys(args: argparse.Namespace) -> list[Any]:
+    from .signing import load_trusted_keys
+
+    return load_trusted_keys(args.key, args.trusted_keys)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .keys import keygen
+
+    passphrase = _passphrase(args)
+    priv, pub, keyid = keygen(args.output, passphrase=passphrase or None, force=args.force)
+    if args.json:
+        _emit_json({"private_key": str(priv), "public_key": str(pub), "keyid": keyid})
+    elif not args.quiet:
+        print(f"wrote {priv} (private, mode 0600{', encrypted' if passphrase else ''}) and {pub}")
+        print(f"key id {keyid}")
+    return EXIT_OK
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from .signing import sign_bundle
+
+    keyids = sign_bundle(args.bundle, _signing_keys(args.key, args), replace=args.force)
+    if args.json:
+        _emit_json({"bundle": args.bundle, "signed_by": keyids})
+    elif not args.quiet:
+        for k in keyids:
+            print(f"{args.bundle}: signed by {k}")
+    return EXIT_OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
+    keys = _trusted_keys(args)
     with capsa.open(args.bundle) as b:
-        report = b.verify(level=args.level, jobs=args.jobs, progress=_progress(args))
+        report = b.verify(level=args.level, keys=keys, require_signature=args.require_signature,
+                          jobs=args.jobs, progress=_progress(args))
     if args.json:
         _emit_json({"bundle": report.bundle, "id": report.bundle_id, "level": report.level,
                     "ok": report.ok, "blobs_checked": report.blobs_checked,
                     "bytes_checked": report.bytes_checked,
+                    "signatures": [vars(c) for c in report.signatures],
                     "problems": [vars(p) for p in report.problems]})
     else:
         for p in report.problems:
             print(f"capsa: {p.kind} problem: {p.where}: {p.what}", file=sys.stderr)
         if not args.quiet:
+            for c in report.signatures:
+                trust = "trusted" if c.trusted else "not trusted"
+                print(f"signature {c.keyid or '?'}: {c.status}, {trust}"
+                      + (f" ({c.reason})" if c.reason and c.status != "valid" else ""))
             verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
             print(f"{report.bundle}: {verdict} at level {report.level}; "
                   f"{report.blobs_checked} blobs, {_human(report.bytes_checked)} checked; "
@@ -147,6 +212,71 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if report.ok:
         return EXIT_OK
     return max(p.as_error().exit_code for p in report.problems)
+
+
+def _open_image(args: argparse.Namespace) -> tuple[Any, Callable[[], None]]:
+    """The SIF file IMAGE, or with ``--member PATH`` the SIF stored in bundle IMAGE."""
+    from .sif import open_sif, sif_from_file
+
+    if not args.member:
+        return open_sif(args.image)
+    bundle = capsa.open(args.image)
+    try:
+        f = bundle.open_member(args.member)
+        return sif_from_file(f, f.size, where=f"{args.image}: {args.member}"), bundle.close
+    except BaseException:
+        bundle.close()
+        raise
+
+
+def cmd_sif_inspect(args: argparse.Namespace) -> int:
+    img, close = _open_image(args)
+    try:
+        info = img.inspect()
+    finally:
+        close()
+    if args.json:
+        _emit_json(info)
+        return EXIT_OK
+    print(f"SIF {args.image}: id {info['id']}, arch {info['arch']}, "
+          f"{len(info['objects'])} objects")
+    for o in info["objects"]:
+        extra = {k: v for k, v in o.items()
+                 if k in ("fs_type", "part_type", "arch", "hash_type", "entity", "format") and v}
+        detail = " ".join(f"{k}={v}" for k, v in extra.items())
+        print(f"  {o['id']:>3}  {o['type']:<13} group {o['group']:<2} {_human(o['size']):>10}  "
+              f"{o['name']}  {detail}".rstrip())
+        if o["type"] == "Deffile" and "content" in o:
+            for line in o["content"].splitlines():
+                print(f"         | {line}")
+    return EXIT_OK
+
+
+def cmd_sif_verify(args: argparse.Namespace) -> int:
+    keys = _trusted_keys(args)
+    img, close = _open_image(args)
+    try:
+        results = img.verify_signatures(keys)
+    finally:
+        close()
+    valid = [r for r in results if r.status == "valid"]
+    bad = [r for r in results if r.status == "invalid"]
+    if args.json:
+        _emit_json({"image": args.image, "ok": bool(valid) and not bad,
+                    "signatures": [vars(r) for r in results]})
+    elif not args.quiet:
+        for r in results:
+            print(f"signature object {r.descriptor_id} ({r.kind}, group {r.group}): {r.status}"
+                  + (f" — {r.reason}" if r.reason else "")
+                  + (f"; keys {', '.join(r.keyids)}" if r.keyids else ""))
+    if bad:
+        raise SignatureError(f"signature object {bad[0].descriptor_id} is invalid: {bad[0].reason}",
+                             where=args.image)
+    if not valid:
+        raise SignatureError("no DSSE signature by a trusted key", where=args.image,
+                             hint="give the signer's public key with --key" if results else
+                             "the image is not signed")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    def trust_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--key", action="append", default=[], metavar="PUBLIC_KEY",
+                       help="a trusted public key (PEM or OpenSSH); repeatable")
+        p.add_argument("--trusted-keys", action="append", default=[], metavar="DIR",
+                       help="trust every *.pub / *.pem key in DIR")
+
     p = add("pack", cmd_pack, "pack files and directories into a bundle")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("-o", "--output", required=True, metavar="OUT.capsa")
@@ -189,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="role of matching bundle paths: input, output, intermediate, image, other")
     p.add_argument("--level", type=int, default=3, choices=range(1, 20), metavar="1-19",
                    help="zstd level (default 3)")
+    p.add_argument("--sign", action="append", default=[], metavar="PRIVATE_KEY",
+                   help="sign the bundle with this key; repeatable")
+    p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted key")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--json", action="store_true")
 
@@ -209,10 +348,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace existing files")
     p.add_argument("--json", action="store_true")
 
-    p = add("verify", cmd_verify, "check a bundle's structure and the digest of every blob")
+    p = add("verify", cmd_verify, "check a bundle: structure, digest of every blob, signatures")
     p.add_argument("bundle")
-    p.add_argument("--level", choices=("structure", "fixity"), default="fixity")
+    p.add_argument("--level", choices=("structure", "fixity", "full"), default="full",
+                   help="structure; fixity (+ every digest); full (+ signatures, default)")
+    trust_options(p)
+    p.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None,
+                   help="fail unless a trusted key signed the bundle (default: when keys are given)")
     p.add_argument("--jobs", type=int, default=2, metavar="N")
+    p.add_argument("--json", action="store_true")
+
+    p = add("keygen", cmd_keygen, "write a new Ed25519 key pair NAME.key / NAME.pub")
+    p.add_argument("-o", "--output", required=True, metavar="NAME")
+    p.add_argument("--passphrase-file", metavar="FILE",
+                   help="encrypt the private key with this passphrase (or set CAPSA_PASSPHRASE)")
+    p.add_argument("--force", action="store_true", help="replace existing key files")
+    p.add_argument("--json", action="store_true")
+
+    p = add("sign", cmd_sign, "add a signature to a bundle (the bundle id does not change)")
+    p.add_argument("bundle")
+    p.add_argument("--key", action="append", required=True, metavar="PRIVATE_KEY")
+    p.add_argument("--passphrase-file", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace this key's existing signature")
+    p.add_argument("--json", action="store_true")
+
+    sif = sub.add_parser("sif", help="inspect and verify SIF container images")
+    sif_sub = sif.add_subparsers(dest="sif_command", required=True, metavar="SIF_COMMAND")
+    p = sif_sub.add_parser("inspect", parents=[common], help="show a SIF image's header and objects")
+    p.set_defaults(func=cmd_sif_inspect)
+    p.add_argument("image", help="a SIF file, or a bundle with --member")
+    p.add_argument("--member", metavar="PATH", help="the SIF image at PATH inside bundle IMAGE")
+    p.add_argument("--json", action="store_true")
+    p = sif_sub.add_parser("verify", parents=[common],
+                           help="check a SIF image's DSSE signatures as Apptainer does")
+    p.set_defaults(func=cmd_sif_verify)
+    p.add_argument("image", help="a SIF file, or a bundle with --member")
+    p.add_argument("--member", metavar="PATH", help="the SIF image at PATH inside bundle IMAGE")
+    trust_options(p)
     p.add_argument("--json", action="store_true")
     return parser
 

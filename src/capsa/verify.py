@@ -8,34 +8,45 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Literal
 
 from . import zstdseek
 from ._progress import NullProgress, make_progress
 from .bundle import Bundle, Problem, VerifyReport
 from .digest import format_digest
-from .errors import Error, IntegrityError
+from .errors import Error, IntegrityError, UsageError
+from .keys import PublicKey
 from .manifest import Blob
+from .signing import check_signatures
 
 __all__ = ["verify_bundle", "LEVELS"]
 
-LEVELS = ("structure", "fixity")
+LEVELS = ("structure", "fixity", "full")
 _READ = 16 << 20
 
 
 def verify_bundle(
     bundle: Bundle,
     *,
-    level: Literal["structure", "fixity"] = "fixity",
+    level: Literal["structure", "fixity", "full"] = "full",
+    keys: Sequence[PublicKey] = (),
+    require_signature: bool | None = None,
     jobs: int = 2,
     progress: bool | None = None,
 ) -> VerifyReport:
     if level not in LEVELS:
-        raise ValueError(f"unknown verification level {level!r}")
+        raise UsageError(f"unknown verification level {level!r}", hint=f"use one of {', '.join(LEVELS)}")
+    if require_signature is None:
+        require_signature = bool(keys)
+    if require_signature and level != "full":
+        raise UsageError(f"signatures are only checked at level full, not {level}",
+                         hint="drop --level or the keys")
     report = VerifyReport(str(bundle.path), bundle.id, level)
+    hashing = level in ("fixity", "full")
     blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
-    total = sum(b.size for _, b in blobs) if level == "fixity" else 0
-    bar = make_progress("verify", total, progress) if level == "fixity" else NullProgress()
+    total = sum(b.size for _, b in blobs) if hashing else 0
+    bar = make_progress("verify", total, progress) if hashing else NullProgress()
     lock = threading.Lock()
 
     def check(item: tuple[str, Blob]) -> None:
@@ -55,6 +66,9 @@ def verify_bundle(
             list(pool.map(check, blobs))
     finally:
         bar.close()
+    if level == "full":
+        report.signatures, problems = check_signatures(bundle, list(keys), require=require_signature)
+        report.problems.extend(problems)
     report.problems.sort(key=lambda p: p.where)
     return report
 
@@ -71,6 +85,7 @@ def _check_blob(
     index = bundle.seek_index(blob, entry, where) if blob.encoding == "zstd-seekable" else None
     if level == "structure":
         return 0
+    # "fixity" and "full" both hash every blob; "full" adds signatures afterwards.
     sha = hashlib.sha256()
     done = 0
     if index is None:

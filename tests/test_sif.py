@@ -1,0 +1,192 @@
+"""capsa.sif reads Apptainer's own SIF files and checks their DSSE signatures as Apptainer does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from capsa.errors import FormatError, NotFoundError
+from capsa.keys import load_public_key
+from capsa.sif import open_sif
+
+SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
+KEYS = [SIF / "keys" / f"{k}-public.pem" for k in ("ed25519", "rsa", "ecdsa")]
+
+
+def _open(path: Path):  # type: ignore[no-untyped-def]
+    img, close = open_sif(path)
+    return img, close
+
+
+def test_reads_busybox_built_by_apptainer() -> None:
+    img, close = _open(SIF / "busybox_amd64.sif")
+    try:
+        assert img.arch == "amd64"
+        assert img.id == "4f307b4c-58a8-4753-9c0f-21dceefed4a6"
+        assert [d.type_name for d in img.descriptors] == [
+            "Deffile", "GenericJSON", "GenericJSON", "Partition", "Signature"]
+        prim = img.primary_partition()
+        assert prim.offset == 45056
+        assert prim.partition() == {"fs_type": "Squashfs", "part_type": "PrimSys", "arch": "amd64"}
+        info = img.inspect()
+        deffile = next(o for o in info["objects"] if o["type"] == "Deffile")
+        assert "From: busybox:1.33.1" in deffile["content"]
+    finally:
+        close()
+
+
+@pytest.mark.parametrize(
+    ("name", "types"),
+    [
+        ("empty.sif", []),
+        ("one-object-generic-json.sif", ["GenericJSON"]),
+        ("one-object-sbom.sif", ["SBOM"]),
+        ("one-group.sif", ["Partition", "Partition"]),
+        ("two-groups.sif", ["Partition", "Partition", "Partition"]),
+    ],
+)
+def test_reads_generator_images(name: str, types: list[str]) -> None:
+    img, close = _open(SIF / name)
+    try:
+        assert [d.type_name for d in img.descriptors] == types
+        assert img.created_at == -62135596800  # Go zero time: the deterministic generator
+    finally:
+        close()
+
+
+def test_sbom_format_and_groups() -> None:
+    img, close = _open(SIF / "one-object-sbom.sif")
+    try:
+        assert img.inspect()["objects"][0]["format"] == "cyclonedx-json"
+    finally:
+        close()
+    img, close = _open(SIF / "two-groups.sif")
+    try:
+        assert [d.group for d in img.descriptors] == [1, 1, 2]
+        assert img.descriptors[2].partition()["fs_type"] == "Ext3"
+    finally:
+        close()
+
+
+@pytest.mark.parametrize("name", ["empty.sif", "one-object-sbom.sif"])
+def test_no_primary_partition_is_a_clear_error(name: str) -> None:
+    img, close = _open(SIF / name)
+    try:
+        with pytest.raises(FormatError, match="no primary system partition"):
+            img.primary_partition()
+    finally:
+        close()
+
+
+def test_dsse_signature_verifies_with_both_keys() -> None:
+    img, close = _open(SIF / "one-group-signed-dsse.sif")
+    try:
+        for key in KEYS[:2]:
+            (res,) = img.verify_signatures([load_public_key(key)])
+            assert (res.kind, res.status, res.group, res.verified_objects) == ("dsse", "valid", 1, [1, 2])
+        (res,) = img.verify_signatures([load_public_key(KEYS[2])])  # ecdsa did not sign it
+        assert res.status == "unknown-key"
+    finally:
+        close()
+
+
+def test_pgp_signatures_are_listed_not_checked() -> None:
+    for name, kind in [("one-group-signed-pgp.sif", "pgp"), ("one-group-signed-legacy.sif", "legacy"),
+                       ("busybox_amd64.sif", "pgp")]:
+        img, close = _open(SIF / name)
+        try:
+            (res,) = img.verify_signatures([load_public_key(KEYS[0])])
+            assert (res.kind, res.status) == (kind, "not checked (PGP)")
+            assert len(res.keyids[0]) == 40  # the PGP fingerprint from the descriptor
+        finally:
+            close()
+
+
+def _signed_copy(tmp_path: Path) -> tuple[bytes, Path]:
+    data = (SIF / "one-group-signed-dsse.sif").read_bytes()
+    return data, tmp_path / "x.sif"
+
+
+@pytest.mark.parametrize(
+    ("offset", "reason"),
+    [
+        (0, "header changed"),  # launch script
+        (50, "header changed"),  # image ID
+        (32768, "object 1: data changed"),  # Raw partition
+        (36864 + 2000, "object 2: data changed"),  # squashfs partition
+        (4096 + 73, "object 1: descriptor changed"),  # name of descriptor 1
+        (4096 + 585 + 201 + 20, "object 2: descriptor changed"),  # extra of descriptor 2
+    ],
+)
+def test_one_flipped_byte_in_any_signed_part_fails(tmp_path: Path, offset: int, reason: str) -> None:
+    data, path = _signed_copy(tmp_path)
+    mutated = bytearray(data)
+    mutated[offset] ^= 0x01
+    path.write_bytes(bytes(mutated))
+    img, close = _open(path)
+    try:
+        (res,) = img.verify_signatures([load_public_key(k) for k in KEYS[:2]])
+    finally:
+        close()
+    assert res.status == "invalid"
+    assert reason in res.reason
+
+
+def test_damaged_signature_fails_for_its_key_only(tmp_path: Path) -> None:
+    data, path = _signed_copy(tmp_path)
+    env_start = data.index(b'"sig":"', data.index(b"BhCwr7qZ")) + 7  # the RSA signature
+    mutated = bytearray(data)
+    mutated[env_start + 10] = ord("A") if mutated[env_start + 10] != ord("A") else ord("B")
+    path.write_bytes(bytes(mutated))
+    img, close = _open(path)
+    try:
+        (rsa_only,) = img.verify_signatures([load_public_key(KEYS[1])])
+        (ed_only,) = img.verify_signatures([load_public_key(KEYS[0])])
+    finally:
+        close()
+    assert (rsa_only.status, rsa_only.reason) == ("invalid", "signature does not verify")
+    assert ed_only.status == "valid"
+
+
+def test_unflipped_modified_time_is_not_signed(tmp_path: Path) -> None:
+    """ModifiedAt is excluded from descriptor digests (objects may be touched): still valid."""
+    data, path = _signed_copy(tmp_path)
+    mutated = bytearray(data)
+    mutated[4096 + 49] ^= 0x01  # descriptor 1 ModifiedAt
+    path.write_bytes(bytes(mutated))
+    img, close = _open(path)
+    try:
+        (res,) = img.verify_signatures([load_public_key(KEYS[0])])
+    finally:
+        close()
+    assert res.status == "valid"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "too short"),
+        (b"x" * 200, "bad magic"),
+    ],
+)
+def test_not_a_sif(tmp_path: Path, content: bytes, message: str) -> None:
+    p = tmp_path / "bad.sif"
+    p.write_bytes(content)
+    with pytest.raises(FormatError, match=message):
+        open_sif(p)
+
+
+def test_truncated_sif_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "t.sif"
+    shutil.copy(SIF / "one-group.sif", p)
+    with p.open("r+b") as f:
+        f.truncate(36864 + 100)
+    with pytest.raises(FormatError, match="outside the file"):
+        open_sif(p)
+
+
+def test_missing_sif() -> None:
+    with pytest.raises(NotFoundError):
+        open_sif("/nonexistent.sif")
