@@ -1,5 +1,5 @@
 #!/bin/sh
-# The main job on a built-in example: make data, pack, verify, list, read in place, extract.
+# The main job on a built-in example: make data, pack, sign, verify, list, read in place, extract.
 # Usage: sh scripts/demo.sh        (results are left in ./demo-out/)
 . "$(dirname "$0")/_install.sh"
 cd "$repo"
@@ -10,8 +10,10 @@ python examples/make_demo_data.py "$out/analysis"
 capsa pack -o "$out/analysis.capsa" "$out/analysis" --title "capsa demo analysis" \
     --author "A. Physicist" --license CC-BY-4.0 \
     --role 'analysis/raw.h5=input' --role 'analysis/reco.h5=output'
+capsa keygen -o "$out/demo-key"
+capsa sign "$out/analysis.capsa" --key "$out/demo-key.key"
 capsa ls "$out/analysis.capsa"
-capsa verify "$out/analysis.capsa"
+capsa verify "$out/analysis.capsa" --key "$out/demo-key.pub"
 python -c "import capsa, h5py; b = capsa.open('$out/analysis.capsa'); \
 f = h5py.File(b.open_member('analysis/raw.h5'), 'r'); \
 print('read in place from the bundle:', f['hits'].shape, f['hits'][:3]['dom_id'])"
