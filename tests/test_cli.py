@@ -110,7 +110,7 @@ def test_ls_json(bundle_path: Path, bundle: capsa.Bundle, cli: Callable[..., Cli
     r = cli("ls", bundle_path, "--json")
     doc = json.loads(r.out)
     assert doc["id"] == bundle.id
-    assert doc["format"] == "1.0"
+    assert doc["format"] == capsa.FORMAT_VERSION
     assert {m["path"]: m["digest"] for m in doc["members"]} == {
         p: f.digest for p, f in bundle.manifest.files.items()
     }
@@ -189,7 +189,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
-    assert capsys.readouterr().out.strip() == f"capsa {capsa.__version__} (format 1.0)"
+    assert capsys.readouterr().out.strip() == f"capsa {capsa.__version__} (format {capsa.FORMAT_VERSION})"
 
 
 def test_usage_errors_from_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,7 +107,8 @@ def test_models_are_frozen() -> None:
 
 def test_rejects_duplicate_keys() -> None:
     data = enc(valid())
-    dup = data.replace(b'"capsa":"1.0"', b'"capsa":"1.0","capsa":"1.0"')
+    v = m.FORMAT_VERSION.encode()
+    dup = data.replace(b'"capsa":"' + v + b'"', b'"capsa":"' + v + b'","capsa":"' + v + b'"')
     assert dup != data
     with pytest.raises(FormatError, match="duplicate key"):
         m.parse_manifest(dup)
@@ -321,7 +322,7 @@ def test_rejects_other_major_version(version: str) -> None:
 
 def test_rejects_newer_minor_version_telling_to_upgrade() -> None:
     with pytest.raises(FormatError) as e:
-        m.parse_manifest(with_version("1.1"))
+        m.parse_manifest(with_version(f"1.{m.MINOR + 1}"))
     assert "newer than this capsa" in e.value.diagnostics()
     assert "upgrade capsa" in e.value.diagnostics()
 
@@ -334,7 +335,7 @@ def test_rejects_malformed_version(version: str) -> None:
 
 def test_model_rejects_newer_version_directly() -> None:
     with pytest.raises(ValueError, match="not readable"):
-        m.Manifest(capsa="1.1")
+        m.Manifest(capsa=f"1.{m.MINOR + 1}")
 
 
 def test_steps_must_reference_listed_image() -> None:

@@ -24,6 +24,8 @@ __all__ = [
     "FileEntry",
     "Step",
     "StepFile",
+    "ComparePolicy",
+    "HostInfo",
     "Bind",
     "RuntimeInfo",
     "canonical_json",
@@ -31,7 +33,7 @@ __all__ = [
     "schema",
 ]
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 """The capsa bundle format version this code writes and the newest it reads (spec §9)."""
 MAJOR, MINOR = (int(x) for x in FORMAT_VERSION.split("."))
 MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
@@ -108,14 +110,46 @@ class Bind(_Model):
     readonly: bool = False
 
 
+Decimal = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?([eE]-?[0-9]+)?$",
+                               description="a non-negative decimal number as a string")]
+
+
+class ComparePolicy(_Model):
+    """How replay compares a re-made output with the recorded one (spec/format.md §7.5)."""
+
+    method: Literal["bytes", "hdf5"] = "bytes"
+    """bytes: identical SHA-256 only; hdf5: same HDF5 content (object times never count)."""
+    ignore_attrs: tuple[str, ...] = ()
+    """HDF5 attributes whose values may differ: "/group/dataset@name", or "*@name" anywhere."""
+    rtol: Decimal | None = None
+    """Relative tolerance for floating-point dataset values (hdf5 only)."""
+    atol: Decimal | None = None
+    """Absolute tolerance for floating-point dataset values (hdf5 only)."""
+
+
 class StepFile(_Model):
     path: LogicalPath
+    """Path relative to the step's work directory, and the file's path in the bundle."""
     digest: Digest
+    compare: ComparePolicy | None = None
+    """Outputs only: how replay compares it; absent means identical bytes."""
 
 
 class RuntimeInfo(_Model):
     name: str
     version: str = ""
+
+
+class HostInfo(_Model):
+    """Facts about the recording host: an annotation, never something replay must reproduce."""
+
+    hostname: str = ""
+    kernel: str = ""
+    machine: str = ""
+    started: str = ""
+    """UTC start time, YYYY-MM-DDTHH:MM:SSZ."""
+    duration_ms: int = 0
+    capsa_version: str = ""
 
 
 class Step(_Model):
@@ -132,6 +166,12 @@ class Step(_Model):
     outputs: tuple[StepFile, ...] = ()
     exit_code: int = 0
     runtime: RuntimeInfo
+    stdout: Digest | None = None
+    """Digest of what the command wrote to standard output (format 1.1)."""
+    stderr: Digest | None = None
+    """Digest of what the command wrote to standard error (format 1.1)."""
+    host: HostInfo | None = None
+    """Where and when it was recorded (format 1.1); not part of what replay reproduces."""
 
 
 class Manifest(_Model):
@@ -163,9 +203,17 @@ class Manifest(_Model):
         conflict = file_dir_conflict(self.files)
         if conflict is not None:
             raise ValueError(f"path {conflict!r} is both a file and a directory")
+        names: set[str] = set()
         for s in self.steps:
-            if s.image not in self.blobs:
-                raise ValueError(f"step {s.name!r}: image is not in the bundle")
+            if s.name in names:
+                raise ValueError(f"two steps are named {s.name!r}")
+            names.add(s.name)
+            refs = [("image", s.image), ("stdout", s.stdout), ("stderr", s.stderr)]
+            refs += [(f"input {f.path!r}", f.digest) for f in s.inputs]
+            refs += [(f"output {f.path!r}", f.digest) for f in s.outputs]
+            for what, digest in refs:
+                if digest is not None and digest not in self.blobs:
+                    raise ValueError(f"step {s.name!r}: {what} is not in the bundle")
         return self
 
 
