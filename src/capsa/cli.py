@@ -49,7 +49,29 @@ def _parse_role(text: str) -> tuple[str, str]:
     return (pattern, role) if sep else ("*", role)
 
 
+def _pack_from_journal(args: argparse.Namespace) -> Any:
+    from .lineage import pack_from_journal
+
+    return pack_from_journal(args.output, args.paths, title=args.title,
+                             description=args.description, authors=args.author,
+                             license=args.license, created=args.created, level=args.level,
+                             sign=_signing_keys(args.sign, args), force=args.force,
+                             progress=_progress(args))
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
+    if args.from_journal:
+        if args.role or args.identifier:
+            raise UsageError("--role and --identifier are set from the journal with --from-journal")
+        result = _pack_from_journal(args)
+    else:
+        if not args.paths:
+            raise UsageError("nothing to pack", hint="name files or directories, or use --from-journal")
+        result = _pack_paths(args)
+    return _report_pack(args, result)
+
+
+def _pack_paths(args: argparse.Namespace) -> Any:
     roles = [_parse_role(r) for r in args.role]
     default = next((r for p, r in roles if p == "*"), "other")
     identifiers = []
@@ -74,16 +96,20 @@ def cmd_pack(args: argparse.Namespace) -> int:
         force=args.force,
         progress=_progress(args),
     )
+
+
+def _report_pack(args: argparse.Namespace, result: Any) -> int:
     m = result.manifest
     stored = sum(b.stored_size for b in m.blobs.values())
     raw = sum(b.size for b in m.blobs.values())
     if args.json:
         _emit_json({"bundle": str(result.path), "id": result.bundle_id, "size": result.size,
-                    "files": len(m.files), "blobs": len(m.blobs), "content_size": raw,
-                    "stored_size": stored})
+                    "files": len(m.files), "blobs": len(m.blobs), "steps": len(m.steps),
+                    "content_size": raw, "stored_size": stored})
     elif not args.quiet:
-        print(f"packed {len(m.files)} files ({len(m.blobs)} blobs, {_human(raw)} → {_human(stored)})"
-              f" into {result.path}")
+        steps = f", {len(m.steps)} steps" if m.steps else ""
+        print(f"packed {len(m.files)} files ({len(m.blobs)} blobs{steps}, {_human(raw)} → "
+              f"{_human(stored)}) into {result.path}")
         print(f"bundle id {result.bundle_id}")
     return EXIT_OK
 
@@ -229,6 +255,83 @@ def _open_image(args: argparse.Namespace) -> tuple[Any, Callable[[], None]]:
         raise
 
 
+def _per_path(values: list[str], what: str) -> dict[str | None, str]:
+    """``[PATH=]VALUE`` options: None is the default for every output."""
+    out: dict[str | None, str] = {}
+    for v in values:
+        path, sep, value = v.rpartition("=")
+        out[path if sep else None] = value
+    return out
+
+
+def _policies(args: argparse.Namespace) -> dict[str, Any]:
+    from .manifest import ComparePolicy
+
+    method = _per_path(args.compare, "--compare")
+    rtol, atol = _per_path(args.rtol, "--rtol"), _per_path(args.atol, "--atol")
+    ignores: dict[str | None, list[str]] = {}
+    for v in args.ignore_attr:
+        path, sep, attr = v.partition("=") if "=" in v and not v.startswith(("/", "*")) else ("", "", v)
+        ignores.setdefault(path if sep else None, []).append(attr)
+    policies = {}
+    for out in args.output:
+        def pick(d: dict[str | None, Any], out: str = out) -> Any:
+            return d.get(out, d.get(None))
+        m = pick(method) or ("hdf5" if pick(ignores) or pick(rtol) or pick(atol) else None)
+        if m is None:
+            continue
+        if m not in ("bytes", "hdf5"):
+            raise UsageError(f"unknown comparison {m!r}", hint="use bytes or hdf5")
+        try:
+            policies[out] = ComparePolicy(method=m, ignore_attrs=tuple(ignores.get(out, ignores.get(None, []))),
+                                          rtol=pick(rtol), atol=pick(atol))
+        except ValueError as e:
+            raise UsageError(f"invalid comparison policy for {out}: {e}".splitlines()[0]) from e
+    return policies
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .record import run_step
+
+    argv = args.command[1:] if args.command[:1] == ["--"] else args.command
+    env = {}
+    for kv in args.env:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--env {kv!r} is not KEY=VALUE")
+        env[k] = v
+    outcome = run_step(args.image, argv, inputs=args.input, outputs=args.output, name=args.name,
+                       env=env, compare=_policies(args), runtime=args.runtime,
+                       network=args.network, timeout=args.timeout, echo=not args.json)
+    e = outcome.entry
+    if args.json:
+        _emit_json(e.model_dump(mode="json", exclude_none=True))
+    elif not args.quiet:
+        print(f"capsa: recorded step {e.step.name!r} (#{e.seq}): {e.status}"
+              + (f" ({e.reason})" if e.reason else "")
+              + f"; {len(e.step.outputs)} outputs", file=sys.stderr)
+        if e.undeclared_outputs:
+            print("capsa: undeclared outputs recorded: " + ", ".join(e.undeclared_outputs),
+                  file=sys.stderr)
+    if outcome.exit_code != 0:
+        return outcome.exit_code
+    return EXIT_OK if e.status == "ok" else 1
+
+
+def cmd_log(args: argparse.Namespace) -> int:
+    from .journal import Journal, find_project
+
+    entries = Journal(find_project()).entries()
+    if args.json:
+        _emit_json([e.model_dump(mode="json", exclude_none=True) for e in entries])
+        return EXIT_OK
+    for e in entries:
+        outs = ", ".join(o.path for o in e.step.outputs) or "-"
+        print(f"#{e.seq:<3} {e.step.name:<16} {e.status:<6} image {e.step.image[7:19]}  "
+              f"{' '.join(e.step.argv)}  → {outs}")
+    return EXIT_OK
+
+
 def cmd_sif_inspect(args: argparse.Namespace) -> int:
     img, close = _open_image(args)
     try:
@@ -312,8 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="trust every *.pub / *.pem key in DIR")
 
     p = add("pack", cmd_pack, "pack files and directories into a bundle")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files and directories; with --from-journal: the outputs to pack")
     p.add_argument("-o", "--output", required=True, metavar="OUT.capsa")
+    p.add_argument("--from-journal", action="store_true",
+                   help="pack the recorded steps behind the given outputs (all if none)")
     p.add_argument("--title", default="")
     p.add_argument("--description", default="")
     p.add_argument("--author", action="append", default=[], metavar="NAME")
@@ -356,6 +462,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None,
                    help="fail unless a trusted key signed the bundle (default: when keys are given)")
     p.add_argument("--jobs", type=int, default=2, metavar="N")
+    p.add_argument("--json", action="store_true")
+
+    p = add("run", cmd_run, "run a command in a container image and record it as a step")
+    p.add_argument("--image", required=True, metavar="IMG.sif")
+    p.add_argument("--input", action="append", default=[], metavar="PATH",
+                   help="a file the step reads (hashed before the run); repeatable")
+    p.add_argument("--output", action="append", default=[], metavar="PATH",
+                   help="a file the step writes (hashed after the run); repeatable")
+    p.add_argument("--name", help="step name (default stepN)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap"))
+    p.add_argument("--network", action="store_true", help="allow network access (off by default)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS")
+    p.add_argument("--compare", action="append", default=[], metavar="[PATH=]bytes|hdf5",
+                   help="how replay compares the outputs (default: identical bytes)")
+    p.add_argument("--ignore-attr", action="append", default=[], metavar="[PATH=]OBJ@ATTR",
+                   help="HDF5 attribute allowed to differ, e.g. /@kid or *@kid")
+    p.add_argument("--rtol", action="append", default=[], metavar="[PATH=]X")
+    p.add_argument("--atol", action="append", default=[], metavar="[PATH=]X")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...")
+
+    p = add("log", cmd_log, "list the steps recorded in this work directory")
     p.add_argument("--json", action="store_true")
 
     p = add("keygen", cmd_keygen, "write a new Ed25519 key pair NAME.key / NAME.pub")

@@ -1,0 +1,139 @@
+"""Which recorded steps and files an output depends on, and packing them (spec/recording.md §4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .digest import sha256_file
+from .errors import IntegrityError, NotFoundError, UsageError
+from .journal import Journal, JournalEntry, find_project
+from .pack import PackResult, pack
+
+__all__ = ["select_steps", "pack_from_journal", "Lineage"]
+
+
+@dataclass
+class Lineage:
+    steps: list[JournalEntry]
+    files: dict[str, tuple[Path, str, str]]  # bundle path -> (host file, role, digest)
+
+
+def _producer(entries: list[JournalEntry], path: str, digest: str | None, before: int) -> JournalEntry | None:
+    """The latest successful step before seq ``before`` that wrote ``path`` (with ``digest``)."""
+    for e in reversed(entries):
+        if e.seq >= before or e.status != "ok":
+            continue
+        for o in e.step.outputs:
+            if o.path == path and (digest is None or o.digest == digest):
+                return e
+    return None
+
+
+def select_steps(entries: list[JournalEntry], outputs: Sequence[str] = ()) -> list[JournalEntry]:
+    """Steps that produced ``outputs`` (all successful steps if none), transitively, in order."""
+    ok = [e for e in entries if e.status == "ok"]
+    if not outputs:
+        return ok
+    chosen: dict[int, JournalEntry] = {}
+    todo: list[tuple[str, str | None, int]] = [(p, None, 1 << 62) for p in outputs]
+    while todo:
+        path, digest, before = todo.pop()
+        e = _producer(ok, path, digest, before)
+        if e is None:
+            if digest is None:
+                raise NotFoundError("no recorded step produced this output", where=path,
+                                    hint="`capsa log` lists the recorded steps")
+            continue  # an original input: no step made it
+        if e.seq in chosen:
+            continue
+        chosen[e.seq] = e
+        todo.extend((i.path, i.digest, e.seq) for i in e.step.inputs)
+    return [chosen[k] for k in sorted(chosen)]
+
+
+def _image_name(path: str, digest: str, taken: dict[str, str]) -> str:
+    name = PurePosixPath(path).name or "image.sif"
+    logical = f"images/{name}"
+    if taken.get(logical, digest) != digest:
+        logical = f"images/{digest[7:19]}-{name}"
+    taken[logical] = digest
+    return logical
+
+
+def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
+    journal = Journal(project)
+    entries = journal.entries()
+    if not entries:
+        raise NotFoundError("no recorded steps in this directory", where=str(project),
+                            hint="record steps with `capsa run` first")
+    rel_outputs = []
+    for o in outputs:
+        full = (Path.cwd() / o).resolve()
+        try:
+            rel_outputs.append(full.relative_to(project).as_posix())
+        except ValueError:
+            raise UsageError("output is outside the work directory", where=o) from None
+    steps = select_steps(entries, rel_outputs)
+    if not steps:
+        raise NotFoundError("no successful recorded steps to pack", where=str(project))
+    produced_later: set[tuple[str, str]] = set()
+    consumed: set[tuple[str, str]] = set()
+    for e in steps:
+        consumed.update((i.path, i.digest) for i in e.step.inputs)
+    files: dict[str, tuple[Path, str, str]] = {}
+    images: dict[str, str] = {}
+
+    def add(logical: str, host: Path, role: str, digest: str) -> None:
+        old = files.get(logical)
+        if old is not None and old[2] != digest:
+            # The same path was rewritten by a later step; the bundle keeps the last version and
+            # the earlier one must still be on disk under its digest... it is not: refuse.
+            raise IntegrityError("a path was written twice with different content; only the "
+                                 "last version is on disk", where=logical,
+                                 hint="write each version to its own path")
+        files[logical] = (host, role, digest)
+
+    for e in steps:
+        add(_image_name(e.image_path, e.step.image, images), Path(e.image_path), "image", e.step.image)
+        for i in e.step.inputs:
+            if _producer(steps, i.path, i.digest, e.seq) is None:
+                add(i.path, project / i.path, "input", i.digest)
+        for o in e.step.outputs:
+            produced_later.add((o.path, o.digest))
+            role = "intermediate" if (o.path, o.digest) in consumed else "output"
+            add(o.path, project / o.path, role, o.digest)
+        for stream in ("stdout", "stderr"):
+            digest = getattr(e.step, stream)
+            if digest is not None:
+                add(f"logs/{e.step.name}.{stream}", journal.blob_path(digest), "other", digest)
+    return Lineage(steps, files)
+
+
+def pack_from_journal(
+    output: str | os.PathLike[str], outputs: Sequence[str] = (), *, project: Path | None = None,
+    check: bool = True, **pack_options: object,
+) -> PackResult:
+    """Pack the steps behind ``outputs`` (all if none) with every file they need."""
+    project = (project or find_project()).resolve()
+    lin = lineage(project, outputs)
+    for logical, (host, _, digest) in sorted(lin.files.items()):
+        if not host.is_file():
+            raise NotFoundError(f"{logical} is no longer on disk", where=str(host),
+                                hint="restore it or re-run the step that made it")
+        if check and sha256_file(host) != digest:
+            raise IntegrityError(f"{logical} changed since it was recorded", where=str(host),
+                                 expected=digest, hint="re-run the step that made it")
+    return pack(
+        output,
+        files={k: v[0] for k, v in lin.files.items()},
+        roles=[(_glob_escape(k), v[1]) for k, v in lin.files.items()],
+        steps=[e.step for e in lin.steps],
+        **pack_options,  # type: ignore[arg-type]
+    )
+
+
+def _glob_escape(path: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)

@@ -1,0 +1,170 @@
+"""``capsa run``: execute one step in a container and record it in the journal (spec/recording.md).
+
+Declared inputs are hashed before the run and outputs after it; files the command created or
+changed in the work directory without declaring them are found by comparing snapshots, recorded
+as outputs and reported. A failing command is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .digest import sha256_file
+from .errors import NotFoundError, RuntimeError_, UsageError
+from .journal import STATE_DIR, Journal, JournalEntry, find_project
+from .manifest import ComparePolicy, HostInfo, RuntimeInfo, Step, StepFile
+from .runtime import CONTAINER_HOME, DEFAULT_PATH, RunSpec, get_runtime
+
+__all__ = ["run_step", "RunOutcome", "default_env", "WORKDIR"]
+
+WORKDIR = "/work"
+
+
+def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The deterministic step environment (spec/recording.md §2), then the user's ``--env``."""
+    env = {"PATH": DEFAULT_PATH, "HOME": CONTAINER_HOME, "TZ": "UTC", "LC_ALL": "C", "LANG": "C",
+           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde:
+        env["SOURCE_DATE_EPOCH"] = sde
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class RunOutcome:
+    entry: JournalEntry
+    exit_code: int
+    missing_outputs: list[str] = field(default_factory=list)
+
+
+def _relative(project: Path, p: str, what: str) -> str:
+    full = (Path.cwd() / p).resolve()
+    try:
+        rel = full.relative_to(project)
+    except ValueError:
+        raise UsageError(f"{what} is outside the work directory {project}", where=p,
+                         hint="steps see only their work directory; copy or link the file into it") from None
+    if rel.parts and rel.parts[0] == STATE_DIR:
+        raise UsageError(f"{what} is inside capsa's own {STATE_DIR}/", where=p)
+    if str(rel) == ".":
+        raise UsageError(f"{what} must be a file, not the work directory", where=p)
+    return rel.as_posix()
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    snap = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root and STATE_DIR in dirnames:
+            dirnames.remove(STATE_DIR)
+        for name in filenames:
+            p = Path(dirpath) / name
+            try:
+                st = p.lstat()
+            except OSError:
+                continue
+            if not p.is_symlink():
+                snap[p.relative_to(root).as_posix()] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return snap
+
+
+def run_step(
+    image: str | os.PathLike[str],
+    argv: Sequence[str],
+    *,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    name: str | None = None,
+    env: dict[str, str] | None = None,
+    compare: dict[str, ComparePolicy] | None = None,
+    runtime: str = "auto",
+    network: bool = False,
+    timeout: float | None = None,
+    echo: bool = True,
+    project: Path | None = None,
+) -> RunOutcome:
+    """Run ``argv`` in ``image`` with the work directory bound at /work and record the step."""
+    if not argv:
+        raise UsageError("no command given", hint="capsa run --image IMG.sif -- COMMAND ARGS...")
+    project = (project or find_project()).resolve()
+    image_path = Path(image).resolve()
+    if not image_path.is_file():
+        raise NotFoundError("no such image", where=str(image))
+    rt = get_runtime(runtime)
+    in_rel = [_relative(project, p, "input") for p in inputs]
+    out_rel = [_relative(project, p, "output") for p in outputs]
+    policies = {_relative(project, p, "output"): c for p, c in (compare or {}).items()}
+    for p in policies:
+        if p not in out_rel:
+            raise UsageError("a comparison policy is given for a path that is not an --output", where=p)
+    step_inputs = []
+    for rel in in_rel:
+        f = project / rel
+        if not f.is_file():
+            raise NotFoundError("input does not exist", where=rel, hint="create it or fix the path")
+        step_inputs.append(StepFile(path=rel, digest=sha256_file(f)))
+    image_digest = sha256_file(image_path)
+    journal = Journal(project)
+    seq_hint = journal.next_seq()
+    step_name = name or f"step{seq_hint}"
+    if any(e.step.name == step_name for e in journal.entries()):
+        raise UsageError(f"a step named {step_name!r} is already recorded",
+                         hint="choose another --name (names identify steps in replay)")
+    step_env = default_env(env)
+    before = _snapshot(project)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="capsa-run-") as tmp:
+        spec = RunSpec(image_path, image_digest, tuple(argv), step_env, WORKDIR, project,
+                       network=network, timeout=timeout)
+        result = rt.run(spec, Path(tmp) / "stdout", Path(tmp) / "stderr", echo=echo)
+        duration = time.time() - started
+        stdout_digest = journal.store(result.stdout)
+        stderr_digest = journal.store(result.stderr)
+    after = _snapshot(project)
+    changed = sorted(p for p, st in after.items() if before.get(p) != st)
+    undeclared = [p for p in changed if p not in out_rel and p not in in_rel]
+    step_outputs, missing = [], []
+    for rel in [*out_rel, *undeclared]:
+        f = project / rel
+        if f.is_file():
+            step_outputs.append(StepFile(path=rel, digest=sha256_file(f), compare=policies.get(rel)))
+        else:
+            missing.append(rel)
+    status, reason = "ok", ""
+    code = result.exit_code
+    if result.timed_out:
+        status, reason = "failed", f"timed out after {timeout} s"
+    elif code != 0:
+        status, reason = "failed", f"exit code {code}"
+    elif missing:
+        status, reason = "failed", f"declared outputs not produced: {', '.join(missing)}"
+    step = Step(
+        name=step_name, image=image_digest, argv=tuple(argv), env=step_env, workdir=WORKDIR,
+        inputs=tuple(step_inputs), outputs=tuple(step_outputs), exit_code=code,
+        runtime=RuntimeInfo(name=result.runtime, version=result.version),
+        stdout=stdout_digest, stderr=stderr_digest,
+        host=HostInfo(hostname=socket.gethostname(), kernel=platform.release(),
+                      machine=platform.machine(),
+                      started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                      duration_ms=int(duration * 1000), capsa_version=_version()),
+    )
+    entry = journal.append(step=step, image_path=str(image_path),
+                           undeclared_outputs=tuple(undeclared), status=status, reason=reason)
+    if result.timed_out:
+        raise RuntimeError_(f"step {step_name!r} timed out after {timeout} s and was killed",
+                            hint="recorded as failed; raise --timeout")
+    return RunOutcome(entry, code, missing)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+

@@ -1,0 +1,117 @@
+"""Extracted image root file systems, cached by image digest (spec: README "Runtimes").
+
+The SIF's primary squashfs partition is unpacked with ``unsquashfs -o OFFSET`` into a temporary
+directory beside the cache entry, a completion marker is written, and the directory is renamed
+into place: a cache entry either exists complete or not at all, and an interrupted extraction
+is cleaned up on the next use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..digest import parse_digest
+from ..errors import FormatError, RuntimeError_
+from ..sif import SifImage, arch_of_machine
+
+__all__ = ["ImageCache", "cache_root", "MARKER"]
+
+MARKER = ".capsa-complete"
+MOUNT_POINTS = ("work", "home", "tmp", "proc", "dev")
+
+
+def cache_root() -> Path:
+    env = os.environ.get("CAPSA_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "capsa"
+
+
+def check_arch(image_arch: str, where: str) -> None:
+    here = arch_of_machine(platform.machine())
+    if image_arch not in ("unknown", here):
+        raise RuntimeError_(f"image is built for {image_arch}, this machine is {here}", where=where,
+                            hint="run it on a matching machine (or under qemu-user binfmt)")
+
+
+class ImageCache:
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = (root or cache_root()) / "images"
+
+    def rootfs(self, image: SifImage, source: Path, digest: str, *, base_offset: int = 0) -> Path:
+        """Root file system of ``image`` (read from ``source`` at ``base_offset``), extracting once."""
+        hexd = parse_digest(digest)
+        final = self.root / hexd
+        marker = final / MARKER
+        if marker.is_file():
+            try:
+                if json.loads(marker.read_text())["digest"] == digest:
+                    return final / "rootfs"
+            except (ValueError, KeyError, OSError):
+                pass
+        prim = image.primary_partition()
+        check_arch(prim.partition()["arch"], image.where)
+        unsquashfs = shutil.which("unsquashfs")
+        if unsquashfs is None:
+            raise RuntimeError_("unsquashfs is not installed", where=image.where,
+                                hint="Debian: apt-get install squashfs-tools")
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Leftovers of an interrupted extraction of this image, or a damaged entry.
+        for stale in self.root.glob(f".{hexd}.*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp = self.root / f".{hexd}.{secrets.token_hex(4)}"
+        tmp.mkdir()
+        try:
+            cmd = [unsquashfs, "-n", "-q", "-d", str(tmp / "rootfs"),
+                   "-o", str(base_offset + prim.offset)]
+            root = os.geteuid() == 0
+            if not root:
+                cmd.append("-no-xattrs")  # an unprivileged user cannot restore them
+            cmd.append(str(source))
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            # Exit 2 = non-fatal errors (device nodes, ownership) that only root could fix.
+            if r.returncode != 0 and not (r.returncode == 2 and not root):
+                tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
+                raise FormatError(f"cannot unpack the image's squashfs partition: {tail[0]}",
+                                  where=image.where)
+            rootfs = tmp / "rootfs"
+            if not (rootfs / "bin").exists() and not (rootfs / "usr").exists():
+                raise FormatError("image root file system has neither /bin nor /usr",
+                                  where=image.where)
+            for d in MOUNT_POINTS:  # read-only root: mount points must exist beforehand
+                p = rootfs / d
+                if not p.exists() and not p.is_symlink():
+                    p.mkdir(mode=0o755)
+            (tmp / MARKER).write_text(json.dumps({"digest": digest, "offset": prim.offset}))
+            try:
+                os.rename(tmp, final)
+            except OSError:  # another process finished the same image first
+                if not (final / MARKER).is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _make_writable(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final / "rootfs"
+
+
+def _make_writable(path: Path) -> None:
+    """Unpacked images contain read-only directories that rmtree cannot empty as a user."""
+    for root, dirs, _ in os.walk(path):
+        for d in dirs:
+            p = Path(root) / d
+            if not p.is_symlink():
+                with contextlib.suppress(OSError):
+                    p.chmod(0o755)
