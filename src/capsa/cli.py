@@ -80,7 +80,7 @@ def _pack_paths(args: argparse.Namespace) -> Any:
         if not sep or not scheme or not value:
             raise UsageError(f"identifier {ident!r} is not SCHEME:VALUE", hint="e.g. doi:10.1234/abc")
         identifiers.append((scheme, value))
-    result = capsa.pack(
+    return capsa.pack(
         args.output,
         args.paths,
         title=args.title,
