@@ -29,9 +29,10 @@ def run_captured(
 
     The process gets its own session so that a timeout or Ctrl-C kills the whole tree.
     """
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+    with stdout.open("wb") as out, stderr.open("wb") as err, subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         threads = [
             threading.Thread(target=_pump, args=(proc.stdout, out,

@@ -76,12 +76,26 @@ class BwrapRuntime:
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False,
             base_offset: int = 0) -> RunResult:
         rootfs = self.rootfs(spec, base_offset)
+        _check_command(rootfs, spec)
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
         if code != 0 and not timed_out:
             _raise_for_bwrap_failure(stderr, spec)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
+
+
+def _check_command(rootfs: Path, spec: RunSpec) -> None:
+    """Refuse a command the image does not have before starting it (one clear line)."""
+    prog = spec.argv[0]
+    if "/" in prog:
+        if not prog.startswith("/") or os.path.lexists(rootfs / prog.lstrip("/")):
+            return  # relative to the work directory, or present: let the runtime decide
+    elif any(os.path.lexists(rootfs / d.lstrip("/") / prog)
+             for d in spec.env.get("PATH", "/usr/bin:/bin").split(":") if d):
+        return
+    raise RuntimeError_(f"command not found in the image: {prog}", where=str(spec.image),
+                        hint="check the command name, the image and PATH")
 
 
 def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:

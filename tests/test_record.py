@@ -1,0 +1,188 @@
+"""`capsa run` records real steps (h5py inside the analysis image via bwrap); `capsa log`;
+`capsa pack --from-journal` packs exactly the lineage of the requested outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import h5py
+import pytest
+
+import capsa
+from capsa.journal import Journal
+from conftest import CliResult
+from containers import image
+
+WRITE_H5 = """
+import sys, h5py, numpy as np
+src, dst = sys.argv[1], sys.argv[2]
+values = np.loadtxt(src)
+with h5py.File(dst, "w") as f:
+    f.create_dataset("values", data=values * 2)
+    f.attrs["n"] = len(values)
+open("side-effect.log", "w").write("not declared\\n")
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    d = tmp_path / "ana"
+    d.mkdir()
+    (d / "raw.txt").write_text("1\n2\n3\n")
+    (d / "double.py").write_text(WRITE_H5)
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("CAPSA_CACHE", str(tmp_path / "cache"))
+    yield d
+
+
+@pytest.fixture(scope="module")
+def analysis() -> Path:
+    return image("analysis")
+
+
+@pytest.fixture(scope="module")
+def busybox() -> Path:
+    return image("busybox")
+
+
+def _run(cli: Callable[..., CliResult], img: Path, *args: str) -> CliResult:
+    return cli("run", "-q", "--runtime", "bwrap", "--image", str(img), *args)
+
+
+def test_records_a_real_h5py_step(project: Path, analysis: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = _run(cli, analysis, "--name", "double", "--input", "raw.txt", "--input", "double.py",
+             "--output", "out.h5", "--", "python3", "double.py", "raw.txt", "out.h5")
+    assert r.rc == 0, r.err
+    with h5py.File(project / "out.h5") as f:
+        assert list(f["values"][:]) == [2.0, 4.0, 6.0]
+    (entry,) = Journal(project).entries()
+    s = entry.step
+    assert (entry.status, s.name, s.exit_code, s.workdir) == ("ok", "double", 0, "/work")
+    assert s.argv == ("python3", "double.py", "raw.txt", "out.h5")
+    assert {f.path for f in s.inputs} == {"raw.txt", "double.py"}
+    assert [f.path for f in s.outputs] == ["out.h5", "side-effect.log"]
+    assert entry.undeclared_outputs == ("side-effect.log",)
+    assert s.env["TZ"] == "UTC" and s.env["LC_ALL"] == "C" and s.env["PYTHONHASHSEED"] == "0"
+    assert s.runtime.name == "bwrap" and s.runtime.version
+    assert s.image == "sha256:" + __import__("hashlib").sha256(analysis.read_bytes()).hexdigest()
+    assert s.host is not None and s.host.duration_ms > 0 and s.host.hostname
+    assert entry.image_path == str(analysis)
+
+
+def test_failing_command_is_recorded_and_its_code_returned(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = _run(cli, busybox, "--name", "bad", "--", "sh", "-c", "echo broken >&2; exit 42")
+    assert r.rc == 42
+    (entry,) = Journal(project).entries()
+    assert (entry.status, entry.step.exit_code, entry.reason) == ("failed", 42, "exit code 42")
+    stderr = Journal(project).blob_path(entry.step.stderr).read_text()  # type: ignore[arg-type]
+    assert stderr == "broken\n"
+
+
+def test_declared_output_not_produced(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = _run(cli, busybox, "--output", "never.txt", "--", "true")
+    assert r.rc == 1
+    (entry,) = Journal(project).entries()
+    assert entry.status == "failed" and "never.txt" in entry.reason
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--input", "missing.txt", "--", "true"], 9, "input does not exist"),
+        (["--input", "/etc/hostname", "--", "true"], 2, "outside the work directory"),
+        (["--", "no-such-command"], 6, "command not found in the image"),
+        ([], 2, "no command given"),
+    ],
+)
+def test_bad_input_is_one_line(project: Path, busybox: Path, cli, args, code, message) -> None:  # type: ignore[no-untyped-def]
+    r = _run(cli, busybox, *args)
+    assert r.rc == code, r.err
+    assert len(r.err_lines) == 1 and message in r.err and "Traceback" not in r.err
+
+
+def test_not_an_image(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    (project / "fake.sif").write_bytes(b"hello" * 100)
+    r = cli("run", "--runtime", "bwrap", "--image", "fake.sif", "--", "true")
+    assert r.rc == 3 and "not a SIF image" in r.err and len(r.err_lines) == 1
+    r = cli("run", "--runtime", "bwrap", "--image", "nope.sif", "--", "true")
+    assert r.rc == 9 and len(r.err_lines) == 1
+
+
+def test_interrupted_step_leaves_the_journal_intact(project: Path, busybox: Path, cli,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    assert _run(cli, busybox, "--name", "one", "--", "true").rc == 0
+    from capsa.runtime import bwrap
+
+    def interrupted(*a: object, **k: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bwrap, "run_captured", interrupted)
+    r = _run(cli, busybox, "--name", "two", "--", "true")
+    assert r.rc == 130
+    journal = project / ".capsa" / "journal"
+    assert sorted(p.name for p in journal.iterdir()) == ["000001.json"]
+    assert [e.step.name for e in Journal(project).entries()] == ["one"]
+
+
+def test_step_names_are_unique(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert _run(cli, busybox, "--name", "same", "--", "true").rc == 0
+    r = _run(cli, busybox, "--name", "same", "--", "true")
+    assert r.rc == 2 and "already recorded" in r.err
+
+
+def test_log_and_pack_from_journal_take_exactly_the_lineage(project: Path, analysis: Path,
+                                                            busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert _run(cli, busybox, "--name", "prep", "--input", "raw.txt", "--output", "clean.txt",
+                "--", "sh", "-c", "grep -v '^#' raw.txt > clean.txt").rc == 0
+    assert _run(cli, analysis, "--name", "double", "--input", "clean.txt", "--input", "double.py",
+                "--output", "out.h5", "--compare", "hdf5", "--ignore-attr", "*@kid",
+                "--", "python3", "double.py", "clean.txt", "out.h5").rc == 0
+    assert _run(cli, busybox, "--name", "unrelated", "--output", "other.txt", "--",
+                "sh", "-c", "echo x > other.txt").rc == 0
+    r = cli("log", "--json")
+    assert [e["step"]["name"] for e in json.loads(r.out)] == ["prep", "double", "unrelated"]
+    assert "prep" in cli("log").out.decode()
+
+    r = cli("pack", "-q", "-o", "ana.capsa", "--from-journal", "out.h5")
+    assert r.rc == 0, r.err
+    with capsa.open(project / "ana.capsa") as b:
+        m = b.manifest
+        assert [s.name for s in m.steps] == ["prep", "double"]
+        roles = {p: f.role for p, f in m.files.items()}
+        assert roles["raw.txt"] == "input" and roles["double.py"] == "input"
+        assert roles["clean.txt"] == "intermediate" and roles["out.h5"] == "output"
+        assert roles["images/analysis.sif"] == roles["images/busybox.sif"] == "image"
+        assert "other.txt" not in roles and "logs/double.stdout" in roles
+        out = next(o for o in m.steps[1].outputs if o.path == "out.h5")
+        assert out.compare is not None and out.compare.method == "hdf5"
+        assert out.compare.ignore_attrs == ("*@kid",)
+        assert b.verify().ok
+    # All steps when no output is named.
+    r = cli("pack", "-q", "-o", "all.capsa", "--from-journal")
+    with capsa.open(project / "all.capsa") as b:
+        assert [s.name for s in b.manifest.steps] == ["prep", "double", "unrelated"]
+
+
+def test_pack_from_journal_refuses_a_changed_file(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert _run(cli, busybox, "--output", "o.txt", "--", "sh", "-c", "echo 1 > o.txt").rc == 0
+    (project / "o.txt").write_text("edited by hand\n")
+    r = cli("pack", "-o", "x.capsa", "--from-journal", "o.txt")
+    assert r.rc == 4 and "changed since it was recorded" in r.err
+    assert not (project / "x.capsa").exists()
+
+
+def test_pack_from_journal_without_records(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = cli("pack", "-o", "x.capsa", "--from-journal")
+    assert r.rc == 9 and "no recorded steps" in r.err
+
+
+def test_source_date_epoch_reaches_the_step(project: Path, busybox: Path, cli,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert _run(cli, busybox, "--env", "FOO=bar", "--", "sh", "-c",
+                "echo $SOURCE_DATE_EPOCH $FOO $HOME > env.txt").rc == 0
+    assert (project / "env.txt").read_text() == "1700000000 bar /home/capsa\n"
+    assert os.environ["SOURCE_DATE_EPOCH"] == "1700000000"
