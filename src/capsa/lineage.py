@@ -10,9 +10,10 @@ from pathlib import Path, PurePosixPath
 from .digest import sha256_file
 from .errors import IntegrityError, NotFoundError, UsageError
 from .journal import Journal, JournalEntry, find_project
+from .manifest import Step
 from .pack import PackResult, pack
 
-__all__ = ["select_steps", "pack_from_journal", "Lineage"]
+__all__ = ["select_steps", "closure", "producer", "pack_from_journal", "Lineage"]
 
 
 @dataclass
@@ -21,37 +22,38 @@ class Lineage:
     files: dict[str, tuple[Path, str, str]]  # bundle path -> (host file, role, digest)
 
 
-def _producer(entries: list[JournalEntry], path: str, digest: str | None, before: int) -> JournalEntry | None:
-    """The latest successful step before seq ``before`` that wrote ``path`` (with ``digest``)."""
-    for e in reversed(entries):
-        if e.seq >= before or e.status != "ok":
-            continue
-        for o in e.step.outputs:
-            if o.path == path and (digest is None or o.digest == digest):
-                return e
+def producer(steps: Sequence[Step], path: str, digest: str | None, before: int) -> int | None:
+    """Index of the latest step before index ``before`` that wrote ``path`` (with ``digest``)."""
+    for i in range(min(before, len(steps)) - 1, -1, -1):
+        if any(o.path == path and (digest is None or o.digest == digest) for o in steps[i].outputs):
+            return i
     return None
 
 
+def closure(steps: Sequence[Step], targets: Sequence[str]) -> list[int]:
+    """Indexes of the steps that produced ``targets`` (paths), transitively, in order."""
+    chosen: set[int] = set()
+    todo: list[tuple[str, str | None, int]] = [(p, None, len(steps)) for p in targets]
+    while todo:
+        path, digest, before = todo.pop()
+        i = producer(steps, path, digest, before)
+        if i is None:
+            if digest is None:
+                raise NotFoundError("no recorded step produced this output", where=path,
+                                    hint="`capsa log` (or `capsa ls`) lists what there is")
+            continue  # an original input: no step made it
+        if i not in chosen:
+            chosen.add(i)
+            todo.extend((f.path, f.digest, i) for f in steps[i].inputs)
+    return sorted(chosen)
+
+
 def select_steps(entries: list[JournalEntry], outputs: Sequence[str] = ()) -> list[JournalEntry]:
-    """Steps that produced ``outputs`` (all successful steps if none), transitively, in order."""
+    """Successful journal steps that produced ``outputs`` (all if none), transitively, in order."""
     ok = [e for e in entries if e.status == "ok"]
     if not outputs:
         return ok
-    chosen: dict[int, JournalEntry] = {}
-    todo: list[tuple[str, str | None, int]] = [(p, None, 1 << 62) for p in outputs]
-    while todo:
-        path, digest, before = todo.pop()
-        e = _producer(ok, path, digest, before)
-        if e is None:
-            if digest is None:
-                raise NotFoundError("no recorded step produced this output", where=path,
-                                    hint="`capsa log` lists the recorded steps")
-            continue  # an original input: no step made it
-        if e.seq in chosen:
-            continue
-        chosen[e.seq] = e
-        todo.extend((i.path, i.digest, e.seq) for i in e.step.inputs)
-    return [chosen[k] for k in sorted(chosen)]
+    return [ok[i] for i in closure([e.step for e in ok], outputs)]
 
 
 def _image_name(path: str, digest: str, taken: dict[str, str]) -> str:
@@ -96,10 +98,11 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
                                  hint="write each version to its own path")
         files[logical] = (host, role, digest)
 
-    for e in steps:
+    step_list = [e.step for e in steps]
+    for k, e in enumerate(steps):
         add(_image_name(e.image_path, e.step.image, images), Path(e.image_path), "image", e.step.image)
         for i in e.step.inputs:
-            if _producer(steps, i.path, i.digest, e.seq) is None:
+            if producer(step_list, i.path, i.digest, k) is None:
                 add(i.path, project / i.path, "input", i.digest)
         for o in e.step.outputs:
             produced_later.add((o.path, o.digest))

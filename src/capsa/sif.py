@@ -298,8 +298,11 @@ def _digest(algo: str, data: bytes) -> str:
     return f"{algo}:{hashlib.new(algo, data).hexdigest()}"
 
 
-def open_sif(path: str | os.PathLike[str]) -> tuple[SifImage, Callable[[], None]]:
-    """Open a SIF file; returns the image and a function that closes it."""
+def open_sif(
+    path: str | os.PathLike[str], *, offset: int = 0, size: int | None = None
+) -> tuple[SifImage, Callable[[], None]]:
+    """Open a SIF file — or one stored at ``offset`` inside another file, e.g. an identity blob
+    in a bundle; returns the image and a function that closes it."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -307,8 +310,11 @@ def open_sif(path: str | os.PathLike[str]) -> tuple[SifImage, Callable[[], None]
     except IsADirectoryError:
         raise FormatError("is a directory, not a SIF image", where=str(path)) from None
     try:
-        size = os.fstat(fd).st_size
-        return SifImage(lambda off, n: os.pread(fd, n, off), size, where=str(path)), lambda: os.close(fd)
+        if size is None:
+            size = os.fstat(fd).st_size - offset
+        image = SifImage(lambda off, n: os.pread(fd, min(n, max(size - off, 0)), offset + off),
+                         size, where=str(path))
+        return image, lambda: os.close(fd)
     except BaseException:
         os.close(fd)
         raise

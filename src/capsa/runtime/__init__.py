@@ -42,6 +42,9 @@ class RunSpec:
     binds: tuple[Mount, ...] = ()
     network: bool = False
     timeout: float | None = None
+    image_offset: int = 0
+    """Where the SIF starts inside ``image`` (an identity blob read in place from a bundle)."""
+    image_size: int | None = None
 
 
 @dataclass
@@ -61,6 +64,10 @@ class Runtime(Protocol):
     def version(self) -> str: ...
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult: ...
+
+    def needs_file(self) -> bool:
+        """True when the image must be a SIF file of its own (no offset inside a bundle)."""
+        ...
 
 
 def get_runtime(name: str = "auto") -> Runtime:

@@ -63,10 +63,13 @@ class ApptainerRuntime:
         env.update({prefix + k: v for k, v in spec.env.items() if k != "HOME"})
         return cmd, env
 
-    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False,
-            base_offset: int = 0) -> RunResult:
-        if base_offset:
-            raise RuntimeError_("apptainer needs the image as a file", hint="extract it first")
+    def needs_file(self) -> bool:
+        return True
+
+    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
+        if spec.image_offset:
+            raise RuntimeError_(f"{self.name} needs the image as a file of its own",
+                                hint="extract it from the bundle first")
         cmd, env = self.command(spec)
         code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)

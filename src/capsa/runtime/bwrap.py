@@ -46,10 +46,13 @@ class BwrapRuntime:
             self._version = out.stdout.strip().removeprefix("bubblewrap ").strip() or "unknown"
         return self._version
 
-    def rootfs(self, spec: RunSpec, base_offset: int = 0) -> Path:
-        img, close = open_sif(spec.image)
+    def needs_file(self) -> bool:
+        return False
+
+    def rootfs(self, spec: RunSpec) -> Path:
+        img, close = open_sif(spec.image, offset=spec.image_offset, size=spec.image_size)
         try:
-            return self.cache.rootfs(img, spec.image, spec.image_digest, base_offset=base_offset)
+            return self.cache.rootfs(img, spec.image, spec.image_digest, base_offset=spec.image_offset)
         finally:
             close()
 
@@ -73,9 +76,8 @@ class BwrapRuntime:
             cmd += ["--cap-drop", "ALL"]
         return [*cmd, "--", *spec.argv]
 
-    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False,
-            base_offset: int = 0) -> RunResult:
-        rootfs = self.rootfs(spec, base_offset)
+    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
+        rootfs = self.rootfs(spec)
         _check_command(rootfs, spec)
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
