@@ -18,7 +18,7 @@ from typing import Any
 
 import capsa
 
-from .errors import Error, NotFoundError, SignatureError, UsageError
+from .errors import Error, ExistsError, NotFoundError, SignatureError, UsageError
 
 __all__ = ["main"]
 
@@ -332,6 +332,129 @@ def cmd_log(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_replay(report: Any) -> None:
+    print(f"replayed {report.bundle_id} ({len(report.steps)} steps, {report.mode} mode, "
+          f"runtime {report.runtime} {report.runtime_version})")
+    for st in report.steps:
+        extra = f" — {st.reason}" if st.reason else ""
+        print(f"step {st.name}: {st.status}{extra} ({st.duration_s:.1f} s)")
+        if st.stderr_tail and st.status != "ok":
+            for line in st.stderr_tail.rstrip().splitlines()[-5:]:
+                print(f"    | {line}")
+        for o in st.outputs:
+            print(f"  {o.verdict:<11} {o.path}" + (f"  ({o.note})" if o.note else ""))
+            for d in o.differences[:20]:
+                print(f"      {d.get('summary') or d}")
+            for d in o.ignored[:20]:
+                print(f"      ignored: {d.get('summary') or d}")
+    counts = report.counts()
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    print(f"verdict: {summary or 'nothing to compare'} → {'OK' if report.ok else 'NOT REPRODUCED'}")
+    if report.workdir:
+        print(f"work directories kept in {report.workdir}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .replay import EXIT_MISMATCH, replay
+
+    attest_keys = _signing_keys([args.attest], args) if args.attest else []
+    if args.attest_output and os.path.lexists(args.attest_output) and not args.force:
+        raise ExistsError("attestation file exists", where=args.attest_output,
+                          hint="use --force to replace it")
+    report = replay(args.bundle, steps=args.step, workdir=args.workdir, runtime=args.runtime,
+                    jobs=args.jobs, keep=args.keep, isolated=args.isolated,
+                    keys=_trusted_keys(args), allow_unsigned=args.allow_unsigned,
+                    timeout=args.timeout, progress=_progress(args))
+    doc = dataclasses.asdict(report) | {"ok": report.ok, "counts": report.counts()}
+    if args.attest:
+        from .attest import write_replay_attestation
+
+        out = write_replay_attestation(doc, args.bundle, attest_keys, args.attest_output,
+                                       force=args.force)
+        if not args.json and not args.quiet:
+            print(f"signed replay attestation written to {out}")
+    if args.json:
+        _emit_json(doc)
+    elif not args.quiet:
+        _print_replay(report)
+    return EXIT_OK if report.ok else EXIT_MISMATCH
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .summary import summarize
+
+    with capsa.open(args.bundle) as b:
+        doc = summarize(b, _trusted_keys(args))
+    if args.json:
+        _emit_json(doc)
+        return EXIT_OK
+    print(f"{doc['title'] or '(untitled)'} — {doc['bundle']}")
+    print(f"  id       {doc['id']}  (format {doc['format']})")
+    if doc["authors"]:
+        print(f"  authors  {', '.join(doc['authors'])}")
+    meta = [x for x in (doc["license"], doc["created"], *doc["identifiers"]) if x]
+    if meta:
+        print(f"  about    {'; '.join(meta)}")
+    sigs = doc["signatures"] or [{"keyid": "none", "status": "unsigned", "trusted": False}]
+    for sgn in sigs:
+        print(f"  signed   {sgn['keyid']}: {sgn['status']}{', trusted' if sgn['trusted'] else ''}")
+    print(f"  size     {_human(doc['content_size'])} content, {_human(doc['stored_size'])} stored "
+          f"(ratio {doc['compression_ratio']}), file {_human(doc['file_size'])}")
+    for i in doc["images"]:
+        base = f", from {i['image_from']}" if i["image_from"] else ""
+        print(f"  image    {i['path']}  {_human(i['size'])}  {i['arch'] or '?'}{base}  "
+              f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}")
+    for st in doc["steps"]:
+        print(f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}")
+    for role in ("input", "intermediate", "output", "other"):
+        for f in doc["files"][role]:
+            print(f"  {role:<8} {f['path']}  {_human(f['size'])}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .history import bundle_history, journal_history, to_dot
+
+    target = Path(args.target)
+    if target.suffix != ".capsa" and target.is_file() and args.path is None:
+        h = journal_history(target)
+    else:
+        with capsa.open(args.target) as b:
+            h = bundle_history(b, args.path)
+    if args.graph:
+        from ._atomic import atomic_output
+
+        with atomic_output(args.graph, force=args.force) as f:
+            f.write(to_dot(h).encode())
+    if args.json:
+        _emit_json(dataclasses.asdict(h))
+        return EXIT_OK
+    print(f"history of {h.path} ({h.digest[:19]}) from {h.source}")
+    for o in h.origins:
+        print(f"  origin   {o['path']}  {o['digest'][:19]}")
+    for n, st in enumerate(h.steps, 1):
+        image = st.image_path or st.image[:19]
+        ident = ", ".join(x for x in (f"SIF {st.sif_id}" if st.sif_id else "",
+                                      f"From: {st.image_from}" if st.image_from else "") if x)
+        print(f"  {n}. {st.name}: {' '.join(st.argv)}")
+        print(f"       container {st.image[7:19]} {image}" + (f" ({ident})" if ident else ""))
+        if args.full:
+            print(f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}")
+            for k, v in sorted(st.env.items()):
+                print(f"       env {k}={v}")
+            for f in st.inputs:
+                print(f"       in  {f['path']}  {f['digest']}")
+            for f in st.outputs:
+                print(f"       out {f['path']}  {f['digest']}")
+    if args.graph:
+        print(f"lineage graph written to {args.graph}")
+    return EXIT_OK
+
+
 def cmd_sif_inspect(args: argparse.Namespace) -> int:
     img, close = _open_image(args)
     try:
@@ -396,8 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="capsa", parents=[flags(False)],
         description="Seal an analysis (SIF images, HDF5 data, provenance) into one signed file.",
-        epilog="exit codes: 0 ok, 2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, "
-               "7 replay, 8 destination exists, 9 not found, 10 I/O error, 130 interrupted",
+        epilog="exit codes: 0 ok, 1 replay/diff found differences (or a recorded command failed), "
+               "2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, 7 replay error, "
+               "8 destination exists, 9 not found, 10 I/O error, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"capsa {capsa.__version__} "
                         f"(format {capsa.FORMAT_VERSION})")
@@ -483,6 +607,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", action="append", default=[], metavar="[PATH=]X")
     p.add_argument("--json", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...")
+
+    p = add("replay", cmd_replay,
+            "re-run a bundle's steps in their images and compare every output")
+    p.add_argument("bundle")
+    p.add_argument("--step", action="append", default=[], metavar="NAME",
+                   help="replay only this step (repeatable; default all)")
+    p.add_argument("--workdir", metavar="DIR", help="where step work directories are made")
+    p.add_argument("--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap"))
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps in parallel")
+    p.add_argument("--keep", action="store_true", help="keep the work directories")
+    p.add_argument("--isolated", action="store_true",
+                   help="feed each step the recorded inputs instead of replayed ones")
+    trust_options(p)
+    p.add_argument("--allow-unsigned", action="store_true",
+                   help="replay without checking signatures (fixity is still checked)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per step (default none)")
+    p.add_argument("--attest", metavar="PRIVATE_KEY",
+                   help="write the report as a signed DSSE in-toto attestation")
+    p.add_argument("--attest-output", metavar="FILE")
+    p.add_argument("--passphrase-file", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace an existing attestation file")
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", cmd_show, "one-screen summary of a bundle")
+    p.add_argument("bundle")
+    trust_options(p)
+    p.add_argument("--json", action="store_true")
+
+    p = add("history", cmd_history,
+            "how a file was made: origin inputs and every step, oldest first")
+    p.add_argument("target", metavar="BUNDLE|FILE",
+                   help="a bundle (with PATH), or a file on disk looked up in the local journal")
+    p.add_argument("path", nargs="?", metavar="PATH", help="file in the bundle (default: its output)")
+    p.add_argument("--full", action="store_true", help="also env, digests, runtime")
+    p.add_argument("--graph", metavar="FILE.dot", help="write the lineage as Graphviz DOT")
+    p.add_argument("--force", action="store_true", help="replace an existing --graph file")
+    p.add_argument("--json", action="store_true")
 
     p = add("log", cmd_log, "list the steps recorded in this work directory")
     p.add_argument("--json", action="store_true")

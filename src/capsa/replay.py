@@ -1,0 +1,344 @@
+"""``capsa replay``: re-execute a bundle's steps in their images and compare the outputs
+(spec/replay.md). The bundle is only read; every step runs in a fresh work directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bundle import Bundle
+from .digest import format_digest, parse_digest
+from .errors import Error, ReplayError, RuntimeError_, SignatureError, UsageError
+from .keys import PublicKey
+from .lineage import producer
+from .manifest import Step, StepFile
+from .runtime import Runtime, RunSpec, get_runtime
+
+__all__ = ["replay", "ReplayReport", "StepReport", "OutputReport", "EXIT_MISMATCH"]
+
+EXIT_MISMATCH = 1
+"""Exit code when replay ran but an output is different/missing or a step failed."""
+_CHUNK = 8 << 20
+_TAIL = 2000
+
+
+@dataclass
+class OutputReport:
+    path: str
+    verdict: str  # identical | equivalent | different | missing
+    expected: str
+    found: str | None = None
+    policy: str = "bytes"
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    ignored: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class StepReport:
+    name: str
+    status: str  # ok | failed | timeout | skipped
+    exit_code: int | None = None
+    recorded_exit_code: int = 0
+    duration_s: float = 0.0
+    stderr_tail: str = ""
+    stdout_identical: bool | None = None
+    reason: str = ""
+    outputs: list[OutputReport] = field(default_factory=list)
+
+
+@dataclass
+class ReplayReport:
+    bundle: str
+    bundle_id: str
+    runtime: str
+    runtime_version: str
+    mode: str  # chain | isolated
+    steps: list[StepReport] = field(default_factory=list)
+    workdir: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "ok" and all(o.verdict in ("identical", "equivalent")
+                                           for o in s.outputs) for s in self.steps)
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for s in self.steps:
+            for o in s.outputs:
+                c[o.verdict] = c.get(o.verdict, 0) + 1
+            if s.status != "ok":
+                c[s.status] = c.get(s.status, 0) + 1
+        return c
+
+
+def _dependencies(steps: Sequence[Step]) -> dict[int, set[int]]:
+    """Step j depends on the latest earlier step that wrote one of its inputs (path and digest)."""
+    deps: dict[int, set[int]] = {}
+    for j, s in enumerate(steps):
+        found = (producer(steps, f.path, f.digest, j) for f in s.inputs)
+        deps[j] = {i for i in found if i is not None}
+    return deps
+
+
+def _safe_target(root: Path, rel: str) -> Path:
+    target = root / rel
+    resolved = target.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ReplayError("output path escapes the work directory", where=rel)
+    return target
+
+
+class _Replayer:
+    def __init__(self, bundle: Bundle, runtime: Runtime, root: Path, *, isolated: bool,
+                 timeout: float | None) -> None:
+        self.b = bundle
+        self.rt = runtime
+        self.root = root
+        self.isolated = isolated
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.images: dict[str, tuple[Path, int, int | None]] = {}
+        self.workdirs: dict[int, Path] = {}
+
+    def image(self, digest: str) -> tuple[Path, int, int | None]:
+        """Where the runtime finds the image: read in place when possible, else extracted once."""
+        with self.lock:
+            if digest in self.images:
+                return self.images[digest]
+            blob, entry = self.b.blob_entry(digest)
+            if blob.encoding == "identity" and not self.rt.needs_file():
+                where = (self.b.path, entry.data_offset, blob.size)
+            else:
+                path = self.root / "images" / f"{parse_digest(digest)}.sif"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._extract_blob(digest, path)
+                where = (path, 0, None)
+            self.images[digest] = where
+            return where
+
+    def _extract_blob(self, digest: str, dest: Path) -> None:
+        h = hashlib.sha256()
+        tmp = dest.with_name(dest.name + ".part")
+        with self.b.open_blob(digest) as src, tmp.open("wb") as out:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+        if format_digest(h.hexdigest()) != digest:
+            tmp.unlink()
+            raise ReplayError("blob changed while replaying", where=digest)
+        os.replace(tmp, dest)
+
+    def run_step(self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]) -> StepReport:
+        rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
+        stepdir = self.root / f"{index + 1:03d}-{step.name}"
+        work = stepdir / "work"
+        work.mkdir(parents=True)
+        self.workdirs[index] = work
+        # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
+        for inp in step.inputs:
+            target = _safe_target(work, inp.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = None if self.isolated else self._replayed(inp, deps, reports)
+            if source == "failed":
+                rep.status, rep.reason = "skipped", f"input {inp.path} was not reproduced by its step"
+                return rep
+            if isinstance(source, Path):
+                shutil.copyfile(source, target)
+            else:
+                self._extract_blob(inp.digest, target)
+        img, offset, size = self.image(step.image)
+        spec = RunSpec(img, step.image, tuple(step.argv), dict(step.env), step.workdir, work,
+                       timeout=self.timeout, image_offset=offset, image_size=size)
+        started = time.monotonic()
+        result = self.rt.run(spec, stepdir / "stdout", stepdir / "stderr")
+        rep.duration_s = round(time.monotonic() - started, 3)
+        rep.exit_code = result.exit_code
+        if step.stdout is not None:
+            rep.stdout_identical = _file_digest(stepdir / "stdout") == step.stdout
+        if result.timed_out:
+            rep.status, rep.reason = "timeout", f"killed after {self.timeout} s"
+        elif result.exit_code != step.exit_code:
+            rep.status = "failed"
+            rep.reason = f"exit code {result.exit_code}, recorded {step.exit_code}"
+        if rep.status != "ok":
+            rep.stderr_tail = _tail(stepdir / "stderr")
+        for out in step.outputs:
+            rep.outputs.append(self.compare_output(work, out))
+        return rep
+
+    def _replayed(self, inp: StepFile, deps: set[int], reports: dict[int, StepReport]) -> Path | str | None:
+        for i in sorted(deps, reverse=True):
+            r = reports.get(i)
+            if r is None:
+                continue
+            for o in r.outputs:
+                if o.path == inp.path and o.expected == inp.digest:
+                    if r.status != "ok" or o.verdict == "missing":
+                        return "failed"
+                    return self.workdirs[i] / o.path
+        return None
+
+    def compare_output(self, work: Path, out: StepFile) -> OutputReport:
+        rep = OutputReport(out.path, "missing", out.digest,
+                           policy=out.compare.method if out.compare else "bytes")
+        try:
+            target = _safe_target(work, out.path)
+        except ReplayError as e:
+            rep.note = e.what
+            return rep
+        if not target.is_file():
+            return rep
+        rep.found = _file_digest(target)
+        if rep.found == out.digest:
+            rep.verdict = "identical"
+            return rep
+        rep.verdict = "different"
+        blob = self.b.manifest.blobs[out.digest]
+        if blob.media_type != "application/x-hdf5" and not _is_hdf5(target):
+            rep.note = "bytes differ"
+            return rep
+        from .h5compare import compare
+
+        try:
+            with self.b.open_blob(out.digest) as recorded:
+                result = compare(target, recorded, out.compare)
+        except Error as e:
+            rep.note = f"cannot compare as HDF5: {e.what}"
+            return rep
+        rep.verdict = result.verdict
+        rep.differences = [d.as_dict() for d in result.diff.differences]
+        rep.ignored = [d.as_dict() for d in result.diff.ignored]
+        if rep.verdict == "equivalent" and (out.compare is None or out.compare.method != "hdf5"):
+            # Same HDF5 content, but the recorded policy demands identical bytes.
+            rep.verdict = "different"
+            rep.note = "same HDF5 content but different bytes; the output's policy is bytes"
+        return rep
+
+
+def _is_hdf5(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return format_digest(h.hexdigest())
+
+
+def _tail(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - _TAIL))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def replay(
+    bundle_path: str | os.PathLike[str],
+    *,
+    steps: Sequence[str] = (),
+    workdir: str | os.PathLike[str] | None = None,
+    runtime: str = "auto",
+    jobs: int = 1,
+    keep: bool = False,
+    isolated: bool = False,
+    keys: Sequence[PublicKey] = (),
+    allow_unsigned: bool = False,
+    timeout: float | None = None,
+    progress: bool | None = None,
+) -> ReplayReport:
+    """Verify the bundle, then re-run its steps and compare every output (spec/replay.md)."""
+    if not keys and not allow_unsigned:
+        raise UsageError("replay checks the bundle's signatures first",
+                         hint="give the signer's --key PUB, or --allow-unsigned to skip")
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    with Bundle(bundle_path) as b:
+        m = b.manifest
+        if not m.steps:
+            raise ReplayError("the bundle has no recorded steps", where=str(b.path),
+                              hint="pack it with `capsa pack --from-journal`")
+        names = [s.name for s in m.steps]
+        for n in steps:
+            if n not in names:
+                raise UsageError(f"no step named {n!r}", where=str(b.path),
+                                 hint=f"steps: {', '.join(names)}")
+        report_v = b.verify(keys=keys, require_signature=bool(keys), progress=progress)
+        if not report_v.ok:
+            first = report_v.problems[0]
+            err = first.as_error()
+            if isinstance(err, SignatureError):
+                raise SignatureError(f"refusing to replay: {first.what}", where=first.where)
+            raise ReplayError(f"refusing to replay a damaged bundle: {first.what}", where=first.where)
+        rt = get_runtime(runtime)
+        selected = [i for i, s in enumerate(m.steps) if not steps or s.name in steps]
+        deps = _dependencies(m.steps)
+        if steps and not isolated:
+            # Chain replay of a subset: inputs made by unselected steps come from the bundle.
+            deps = {i: {d for d in deps[i] if d in selected} for i in deps}
+        if workdir is None:
+            root = Path(tempfile.mkdtemp(prefix="capsa-replay-"))
+        else:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            root = Path(tempfile.mkdtemp(prefix="capsa-replay-", dir=workdir))
+        report = ReplayReport(str(b.path), b.id, rt.name, rt.version(),
+                              "isolated" if isolated else "chain",
+                              workdir=str(root) if keep else None)
+        replayer = _Replayer(b, rt, root, isolated=isolated, timeout=timeout)
+        reports: dict[int, StepReport] = {}
+        try:
+            _schedule(replayer, m.steps, selected, deps, reports, jobs, isolated)
+        finally:
+            if not keep:
+                _remove(root)
+        report.steps = [reports[i] for i in selected]
+        return report
+
+
+def _schedule(rp: _Replayer, steps: Sequence[Step], selected: list[int], deps: dict[int, set[int]],
+              reports: dict[int, StepReport], jobs: int, isolated: bool) -> None:
+    pending = list(selected)
+    running: dict[Future[StepReport], int] = {}
+    with ThreadPoolExecutor(jobs) as pool:
+        while pending or running:
+            ready = [i for i in pending if isolated or deps[i] <= set(reports)]
+            for i in ready[: max(0, jobs - len(running))]:
+                pending.remove(i)
+                running[pool.submit(rp.run_step, i, steps[i], set() if isolated else deps[i],
+                                    dict(reports))] = i
+            if not running:
+                raise ReplayError("step dependencies cannot be satisfied")  # pragma: no cover
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = running.pop(fut)
+                try:
+                    reports[i] = fut.result()
+                except RuntimeError_:
+                    for f in running:
+                        f.cancel()
+                    raise
+
+
+def _remove(root: Path) -> None:
+    with contextlib.suppress(OSError):
+        for dirpath, dirnames, _ in os.walk(root):
+            for d in dirnames:
+                with contextlib.suppress(OSError):
+                    (Path(dirpath) / d).chmod(0o755)
+    shutil.rmtree(root, ignore_errors=True)
