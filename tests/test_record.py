@@ -186,3 +186,35 @@ def test_source_date_epoch_reaches_the_step(project: Path, busybox: Path, cli,
                 "echo $SOURCE_DATE_EPOCH $FOO $HOME > env.txt").rc == 0
     assert (project / "env.txt").read_text() == "1700000000 bar /home/capsa\n"
     assert os.environ["SOURCE_DATE_EPOCH"] == "1700000000"
+
+
+CTAPIPE_LOG = ('[{"activity_name": "ctapipe-process", "activity_uuid": "7f1c", "start": {}, '
+               '"stop": {}, "system": {}, "input": [], "output": [], "config": {}}]')
+KM3PIPE_LOG = ('[{"uuid": "a1b2", "name": "km3pipe.Pipeline", "start": {}, "stop": {}, '
+               '"input": [{"url": "raw.h5"}], "output": [], "parameters": []}]')
+
+
+def test_tool_provenance_is_attached_and_packed(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    script = (f"echo '{CTAPIPE_LOG}' > cta.provenance.log; echo '{KM3PIPE_LOG}' > run.prov.json; "
+              "echo 1 > o.txt")
+    r = _run(cli, busybox, "--name", "tool", "--output", "o.txt", "--provenance", "cta.provenance.log",
+             "--provenance", "run.prov.json", "--", "sh", "-c", script)
+    assert r.rc == 0, r.err
+    (entry,) = Journal(project).entries()
+    recs = {p.path: p for p in entry.step.provenance}
+    assert recs["provenance/tool/cta.provenance.log"].format == "ctapipe"
+    assert recs["provenance/tool/run.prov.json"].format == "km3pipe"
+    assert recs["provenance/tool/run.prov.json"].activities == 1
+    assert cli("pack", "-q", "-o", "p.capsa", "--from-journal", "o.txt").rc == 0
+    with capsa.open(project / "p.capsa") as b:
+        assert b.open_member("provenance/tool/run.prov.json").read().strip() == KM3PIPE_LOG.encode()
+        assert b.manifest.files["provenance/tool/cta.provenance.log"].role == "other"
+
+
+def test_malformed_provenance_is_one_line_and_the_step_is_still_recorded(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    r = _run(cli, busybox, "--name", "tool", "--provenance", "bad.json", "--",
+             "sh", "-c", "echo 'not json {' > bad.json")
+    assert r.rc == 3 and len(r.err_lines) == 1 and "malformed provenance file" in r.err
+    assert "recorded without it" in r.err
+    (entry,) = Journal(project).entries()
+    assert entry.step.provenance == ()

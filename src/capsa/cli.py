@@ -302,7 +302,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env[k] = v
     outcome = run_step(args.image, argv, inputs=args.input, outputs=args.output, name=args.name,
                        env=env, compare=_policies(args), runtime=args.runtime,
-                       network=args.network, timeout=args.timeout, echo=not args.json)
+                       network=args.network, timeout=args.timeout,
+                       provenance=args.provenance, echo=not args.json)
     e = outcome.entry
     if args.json:
         _emit_json(e.model_dump(mode="json", exclude_none=True))
@@ -605,6 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HDF5 attribute allowed to differ, e.g. /@kid or *@kid")
     p.add_argument("--rtol", action="append", default=[], metavar="[PATH=]X")
     p.add_argument("--atol", action="append", default=[], metavar="[PATH=]X")
+    p.add_argument("--provenance", action="append", default=[], metavar="FILE",
+                   help="attach the tool's own provenance log (ctapipe, km3pipe .prov.json)")
     p.add_argument("--json", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...")
 

@@ -108,6 +108,8 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
             produced_later.add((o.path, o.digest))
             role = "intermediate" if (o.path, o.digest) in consumed else "output"
             add(o.path, project / o.path, role, o.digest)
+        for rec in e.step.provenance:
+            add(rec.path, journal.blob_path(rec.digest), "other", rec.digest)
         for stream in ("stdout", "stderr"):
             digest = getattr(e.step, stream)
             if digest is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "StepFile",
     "ComparePolicy",
     "HostInfo",
+    "ProvenanceRecord",
     "Bind",
     "RuntimeInfo",
     "canonical_json",
@@ -152,6 +153,17 @@ class HostInfo(_Model):
     capsa_version: str = ""
 
 
+class ProvenanceRecord(_Model):
+    """A tool's own provenance log attached to a step (an annotation replay does not reproduce)."""
+
+    path: LogicalPath
+    """Where the log is stored in the bundle (provenance/<step>/<file name>)."""
+    digest: Digest
+    format: Literal["ctapipe", "km3pipe", "json"]
+    """Recognised layout: ctapipe provenance log, km3pipe/thepipe .prov.json, or other JSON."""
+    activities: int = Field(default=0, ge=0)
+
+
 class Step(_Model):
     """One recorded execution of a command inside a container image (filled by `capsa run`)."""
 
@@ -172,6 +184,8 @@ class Step(_Model):
     """Digest of what the command wrote to standard error (format 1.1)."""
     host: HostInfo | None = None
     """Where and when it was recorded (format 1.1); not part of what replay reproduces."""
+    provenance: tuple[ProvenanceRecord, ...] = ()
+    """The tool's own provenance logs (format 1.1); annotations, not reproduced by replay."""
 
 
 class Manifest(_Model):
@@ -211,6 +225,7 @@ class Manifest(_Model):
             refs = [("image", s.image), ("stdout", s.stdout), ("stderr", s.stderr)]
             refs += [(f"input {f.path!r}", f.digest) for f in s.inputs]
             refs += [(f"output {f.path!r}", f.digest) for f in s.outputs]
+            refs += [(f"provenance {f.path!r}", f.digest) for f in s.provenance]
             for what, digest in refs:
                 if digest is not None and digest not in self.blobs:
                     raise ValueError(f"step {s.name!r}: {what} is not in the bundle")

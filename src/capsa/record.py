@@ -14,12 +14,13 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .digest import sha256_file
-from .errors import NotFoundError, RuntimeError_, UsageError
+from .errors import FormatError, NotFoundError, RuntimeError_, UsageError
 from .journal import STATE_DIR, Journal, JournalEntry, find_project
-from .manifest import ComparePolicy, HostInfo, RuntimeInfo, Step, StepFile
+from .manifest import ComparePolicy, HostInfo, ProvenanceRecord, RuntimeInfo, Step, StepFile
+from .provenance import detect
 from .runtime import CONTAINER_HOME, DEFAULT_PATH, RunSpec, get_runtime
 
 __all__ = ["run_step", "RunOutcome", "default_env", "WORKDIR"]
@@ -87,6 +88,7 @@ def run_step(
     runtime: str = "auto",
     network: bool = False,
     timeout: float | None = None,
+    provenance: Sequence[str] = (),
     echo: bool = True,
     project: Path | None = None,
 ) -> RunOutcome:
@@ -100,6 +102,7 @@ def run_step(
     rt = get_runtime(runtime)
     in_rel = [_relative(project, p, "input") for p in inputs]
     out_rel = [_relative(project, p, "output") for p in outputs]
+    prov_rel = [_relative(project, p, "provenance file") for p in provenance]
     policies = {_relative(project, p, "output"): c for p, c in (compare or {}).items()}
     for p in policies:
         if p not in out_rel:
@@ -145,11 +148,22 @@ def run_step(
         status, reason = "failed", f"exit code {code}"
     elif missing:
         status, reason = "failed", f"declared outputs not produced: {', '.join(missing)}"
+    # The tool's own provenance log: checked and kept, after the run that wrote it.
+    prov_records, prov_error = [], None
+    for rel in prov_rel:
+        try:
+            fmt, n = detect(project / rel)
+        except FormatError as e:
+            prov_error = e
+            continue
+        prov_records.append(ProvenanceRecord(
+            path=f"provenance/{step_name}/{PurePosixPath(rel).name}",
+            digest=journal.store(project / rel), format=fmt, activities=n))
     step = Step(
         name=step_name, image=image_digest, argv=tuple(argv), env=step_env, workdir=WORKDIR,
         inputs=tuple(step_inputs), outputs=tuple(step_outputs), exit_code=code,
         runtime=RuntimeInfo(name=result.runtime, version=result.version),
-        stdout=stdout_digest, stderr=stderr_digest,
+        stdout=stdout_digest, stderr=stderr_digest, provenance=tuple(prov_records),
         host=HostInfo(hostname=socket.gethostname(), kernel=platform.release(),
                       machine=platform.machine(),
                       started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -157,6 +171,9 @@ def run_step(
     )
     entry = journal.append(step=step, image_path=str(image_path),
                            undeclared_outputs=tuple(undeclared), status=status, reason=reason)
+    if prov_error is not None:
+        prov_error.hint = f"step {step_name!r} was recorded without it"
+        raise prov_error
     if result.timed_out:
         raise RuntimeError_(f"step {step_name!r} timed out after {timeout} s and was killed",
                             hint="recorded as failed; raise --timeout")
