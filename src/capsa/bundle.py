@@ -198,15 +198,17 @@ class Bundle:
         require_signature: bool | None = None,
         jobs: int = 2,
         progress: bool | None = None,
+        deep: bool = False,
     ) -> VerifyReport:
         """Check the bundle at ``level`` (spec/format.md §10.2, spec/signing.md §5).
 
-        ``require_signature`` defaults to True when ``keys`` are given.
+        ``require_signature`` defaults to True when ``keys`` are given; ``deep`` decompresses
+        every zstd-seekable blob and checks its content digest too.
         """
         from .verify import verify_bundle
 
         return verify_bundle(self, level=level, keys=keys, require_signature=require_signature,
-                             jobs=jobs, progress=progress)
+                             jobs=jobs, progress=progress, deep=deep)
 
     def extract(self, dest: str | os.PathLike[str], paths: list[str] | None = None, *,
                 force: bool = False, progress: bool | None = None) -> list[Path]:

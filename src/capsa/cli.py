@@ -133,15 +133,28 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_cat(args: argparse.Namespace) -> int:
     if args.offset < 0 or (args.length is not None and args.length < 0):
         raise UsageError("--offset and --length must not be negative")
+    import hashlib
+
+    from .digest import format_digest
+    from .errors import IntegrityError
+
     with capsa.open(args.bundle) as b, b.open_member(args.path) as f:
+        whole = not args.offset and args.length is None
+        sha = hashlib.sha256() if whole else None  # a whole member is checked as it streams
         if args.offset:
             f.seek(args.offset)
         remaining = args.length if args.length is not None else f.size
         out = sys.stdout.buffer
         while remaining > 0 and (chunk := f.read(min(4 << 20, remaining))):
             out.write(chunk)
+            if sha is not None:
+                sha.update(chunk)
             remaining -= len(chunk)
         out.flush()
+        expected = b.manifest.files[args.path].digest
+        if sha is not None and format_digest(sha.hexdigest()) != expected:
+            raise IntegrityError("digest mismatch: the bytes written are damaged",
+                                 where=f"{args.bundle}: {args.path}", expected=expected)
     return EXIT_OK
 
 
@@ -216,7 +229,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     keys = _trusted_keys(args)
     with capsa.open(args.bundle) as b:
         report = b.verify(level=args.level, keys=keys, require_signature=args.require_signature,
-                          jobs=args.jobs, progress=_progress(args))
+                          jobs=args.jobs, progress=_progress(args), deep=args.deep)
     if args.json:
         _emit_json({"bundle": report.bundle, "id": report.bundle_id, "level": report.level,
                     "ok": report.ok, "blobs_checked": report.blobs_checked,
@@ -506,6 +519,20 @@ def cmd_sif_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from . import h5compare
+
+    policy = h5compare.make_policy(args.ignore_attr, args.rtol, args.atol)
+    with h5compare.open_source(args.a) as a, h5compare.open_source(args.b) as b:
+        result = h5compare.compare(a, b, policy, max_indices=args.max_indices,
+                                   names=(args.a, args.b))
+    if args.json:
+        _emit_json(result.as_dict())
+    elif not args.quiet:
+        print("\n".join(result.report()))
+    return h5compare.EXIT_DIFFERENT if result.verdict == "different" else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     def flags(default: object) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(add_help=False)
@@ -586,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     trust_options(p)
     p.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None,
                    help="fail unless a trusted key signed the bundle (default: when keys are given)")
+    p.add_argument("--deep", action="store_true",
+                   help="also decompress every compressed blob and check its content digest")
     p.add_argument("--jobs", type=int, default=2, metavar="N")
     p.add_argument("--json", action="store_true")
 
@@ -663,6 +692,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", action="append", required=True, metavar="PRIVATE_KEY")
     p.add_argument("--passphrase-file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace this key's existing signature")
+    p.add_argument("--json", action="store_true")
+
+    p = add("diff", cmd_diff, "compare the content of two HDF5 files")
+    p.epilog = ("B is the reference: 'missing' = only in B, 'extra' = only in A, relative "
+                "differences are relative to B. A or B may be BUNDLE.capsa:MEMBER. Exit codes: "
+                "0 identical or equivalent, 1 different, 3 not HDF5, 9 no such file.")
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument("--ignore-attr", action="append", default=[], metavar="OBJ@ATTR",
+                   help="an attribute allowed to differ, e.g. /@kid, or *@kid at any object")
+    p.add_argument("--rtol", metavar="X", help="relative tolerance for floating-point values")
+    p.add_argument("--atol", metavar="X", help="absolute tolerance (also for integers)")
+    p.add_argument("--max-indices", type=int, default=10, metavar="N",
+                   help="differing indices to list per dataset (default 10)")
     p.add_argument("--json", action="store_true")
 
     sif = sub.add_parser("sif", help="inspect and verify SIF container images")

@@ -96,6 +96,15 @@ class Blob(_Model):
     """Size of the blob's ZIP entry."""
     encoding: Encoding
     media_type: str = Field(min_length=1, max_length=255)
+    stored_digest: Digest | None = None
+    """SHA-256 of the entry's stored bytes, for zstd-seekable blobs (format 1.1): routine fixity
+    checks hash what is stored without decompressing it."""
+
+    @model_validator(mode="after")
+    def _stored(self) -> Blob:
+        if self.encoding == "identity" and self.stored_digest is not None:
+            raise ValueError("an identity blob's stored digest is its digest; do not repeat it")
+        return self
 
 
 class FileEntry(_Model):

@@ -13,7 +13,6 @@ import os
 import stat
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from . import zstdseek
 from ._atomic import atomic_output
+from ._crc import crc32
 from ._layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY, blob_entry
 from ._progress import make_progress
 from ._zip import ZipWriter
@@ -49,10 +49,12 @@ from .manifest import (
 
 ROLES: tuple[str, ...] = get_args(Role)
 
-__all__ = ["pack", "PackResult", "collect_paths", "SAMPLE_FRAMES", "IDENTITY_RATIO"]
+__all__ = ["pack", "PackResult", "collect_paths", "SAMPLE_FRAMES", "SAMPLE_BYTES", "IDENTITY_RATIO"]
 
 SAMPLE_FRAMES = 8
-"""Frames compressed up front to decide a blob's encoding (spec §5.2)."""
+"""Frames probed up front to decide a blob's encoding (spec §5.3)."""
+SAMPLE_BYTES = 256 << 10
+"""Bytes compressed from the start of each probed frame (spec §5.3)."""
 IDENTITY_RATIO = 0.9
 """Store as identity unless the sampled frames shrink below this fraction (spec §5.2)."""
 BATCH_FRAMES = 8
@@ -157,10 +159,12 @@ class _Packer:
         self.local = threading.local()
         self.compress_pool = ThreadPoolExecutor(2, thread_name_prefix="capsa-zstd")
         self.hash_pool = ThreadPoolExecutor(1, thread_name_prefix="capsa-sha")
+        self.stored_pool = ThreadPoolExecutor(1, thread_name_prefix="capsa-sha-stored")
 
     def close(self) -> None:
         self.compress_pool.shutdown()
         self.hash_pool.shutdown()
+        self.stored_pool.shutdown()
 
     def _compress(self, data: bytes) -> bytes:
         cctx = getattr(self.local, "cctx", None)
@@ -168,24 +172,21 @@ class _Packer:
             cctx = self.local.cctx = zstdseek.new_compressor(self.level)
         return cctx.compress(data)
 
-    def _sample(self, f: BinaryIO, size: int) -> tuple[str, dict[int, bytes]]:
-        """Compress up to SAMPLE_FRAMES evenly spread frames; choose the encoding (spec §5.2)."""
+    def _sample(self, f: BinaryIO, size: int) -> str:
+        """Compress the start of up to SAMPLE_FRAMES evenly spread frames; choose the encoding
+        (spec/format.md §5.3). Probes are small so that incompressible data costs little."""
         if size == 0:
-            return "identity", {}
+            return "identity"
         n = -(-size // zstdseek.FRAME_SIZE)
         k = min(n, SAMPLE_FRAMES)
         picks = sorted({(i * (n - 1)) // max(k - 1, 1) for i in range(k)})
         raw = []
         for i in picks:
             f.seek(i * zstdseek.FRAME_SIZE)
-            raw.append(f.read(zstdseek.FRAME_SIZE))
-        frames = list(self.compress_pool.map(self._compress, raw))
-        raw_total = sum(len(r) for r in raw)
-        comp_total = sum(len(c) for c in frames)
+            raw.append(f.read(SAMPLE_BYTES))
+        comp_total = sum(len(c) for c in self.compress_pool.map(self._compress, raw))
         f.seek(0)
-        if comp_total > IDENTITY_RATIO * raw_total:
-            return "identity", {}
-        return "zstd-seekable", dict(zip(picks, frames, strict=True))
+        return "identity" if comp_total > IDENTITY_RATIO * sum(map(len, raw)) else "zstd-seekable"
 
     def add_file(self, path: Path, logical: str) -> tuple[str, str]:
         """Store one file's content (once) and return (digest, media type)."""
@@ -193,14 +194,15 @@ class _Packer:
             size = os.fstat(f.fileno()).st_size
             head = f.read(64)
             f.seek(0)
-            encoding, sampled = self._sample(f, size)  # type: ignore[arg-type]
+            encoding = self._sample(f, size)  # type: ignore[arg-type]
             start = self.zip.begin_streamed(_NAME_LEN[encoding])
             sha = hashlib.sha256()
+            stored_sha = None
             if encoding == "identity":
                 crc, n = self._stream_identity(f, sha)  # type: ignore[arg-type]
-                seek = b""
             else:
-                crc, n, seek = self._stream_zstd(f, sha, sampled)  # type: ignore[arg-type]
+                stored_sha = hashlib.sha256()
+                crc, n = self._stream_zstd(f, sha, stored_sha)  # type: ignore[arg-type]
             if n != size:
                 raise UsageError("file changed size while being packed", where=str(path))
         hexd = sha.hexdigest()
@@ -210,8 +212,11 @@ class _Packer:
         else:
             stored = self.zip.offset - start
             self.zip.end_streamed(blob_entry(hexd, encoding), stored, crc)
-            self.blobs[digest] = Blob(size=size, stored_size=stored, encoding=encoding,
-                                      media_type=_media_type(head, logical))
+            self.blobs[digest] = Blob(
+                size=size, stored_size=stored, encoding=encoding,
+                media_type=_media_type(head, logical),
+                stored_digest=format_digest(stored_sha.hexdigest()) if stored_sha else None,
+            )
         return digest, self.blobs[digest].media_type
 
     def _stream_identity(self, f: BinaryIO, sha: hashlib._Hash) -> tuple[int, int]:
@@ -219,7 +224,7 @@ class _Packer:
         pending: deque[Future[None]] = deque()
         while chunk := f.read(IDENTITY_CHUNK):
             pending.append(self.hash_pool.submit(sha.update, chunk))
-            crc = zlib.crc32(chunk, crc)
+            crc = crc32(chunk, crc)
             self.zip.f.write(chunk)
             total += len(chunk)
             self.progress.update(len(chunk))  # type: ignore[attr-defined]
@@ -230,33 +235,34 @@ class _Packer:
         return crc, total
 
     def _stream_zstd(
-        self, f: BinaryIO, sha: hashlib._Hash, sampled: dict[int, bytes]
-    ) -> tuple[int, int, bytes]:
+        self, f: BinaryIO, sha: hashlib._Hash, stored_sha: hashlib._Hash
+    ) -> tuple[int, int]:
+        """Compress frames on two threads while the content hash, the stored-bytes hash (in
+        order, on their own threads) and CRC + write (here) proceed; a few batches in flight."""
         crc = total = 0
         table: list[tuple[int, int, int]] = []
-        index = 0
-        inflight: deque[tuple[Future[None], list[tuple[int, Future[bytes] | bytes]]]] = deque()
+        inflight: deque[tuple[Future[None], list[tuple[int, Future[bytes]]]]] = deque()
+        stored_done: deque[Future[None]] = deque()
 
         def drain_one() -> None:
             nonlocal crc
             hashed, frames = inflight.popleft()
             for raw_len, fut in frames:
-                frame = fut if isinstance(fut, bytes) else fut.result()
-                crc = zlib.crc32(frame, crc)
+                frame = fut.result()
+                stored_done.append(self.stored_pool.submit(stored_sha.update, frame))
+                crc = crc32(frame, crc)
                 self.zip.f.write(frame)
                 table.append((len(frame), raw_len, zstdseek.frame_checksum(frame)))
                 self.progress.update(raw_len)  # type: ignore[attr-defined]
             hashed.result()
+            while len(stored_done) > 2 * BATCH_FRAMES:
+                stored_done.popleft().result()
 
         while batch := f.read(zstdseek.FRAME_SIZE * BATCH_FRAMES):
             view = memoryview(batch)
-            frames: list[tuple[int, Future[bytes] | bytes]] = []
-            for off in range(0, len(batch), zstdseek.FRAME_SIZE):
-                piece = view[off : off + zstdseek.FRAME_SIZE]
-                cached = sampled.get(index)
-                frames.append((len(piece), cached if cached is not None
-                               else self.compress_pool.submit(self._compress, piece)))
-                index += 1
+            frames = [(len(view[off : off + zstdseek.FRAME_SIZE]),
+                       self.compress_pool.submit(self._compress, view[off : off + zstdseek.FRAME_SIZE]))
+                      for off in range(0, len(batch), zstdseek.FRAME_SIZE)]
             inflight.append((self.hash_pool.submit(sha.update, batch), frames))
             total += len(batch)
             while len(inflight) > 1:
@@ -264,9 +270,12 @@ class _Packer:
         while inflight:
             drain_one()
         seek = zstdseek.encode_seek_table(table)
-        crc = zlib.crc32(seek, crc)
+        for fut in stored_done:
+            fut.result()
+        stored_sha.update(seek)
+        crc = crc32(seek, crc)
         self.zip.f.write(seek)
-        return crc, total, seek
+        return crc, total
 
 
 def _created(created: str | None) -> str | None:

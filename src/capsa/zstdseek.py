@@ -64,7 +64,7 @@ def encode_seek_table(entries: list[tuple[int, int, int]]) -> bytes:
     return _HEADER.pack(SKIPPABLE_MAGIC, len(body)) + bytes(body)
 
 
-def frame_checksum(frame: bytes) -> int:
+def frame_checksum(frame: bytes | memoryview) -> int:
     """The XXH64-low-32 content checksum zstd stores as a frame's last 4 bytes."""
     return int.from_bytes(frame[-4:], "little")
 
@@ -156,7 +156,8 @@ def parse_seek_table(
 
 
 def decompress_frame(
-    dctx: zstandard.ZstdDecompressor, frame: bytes, size: int, checksum: int, *, where: str
+    dctx: zstandard.ZstdDecompressor, frame: bytes | memoryview, size: int, checksum: int, *,
+    where: str,
 ) -> bytes:
     """Decompress exactly one frame that must yield exactly ``size`` bytes."""
     try:
