@@ -18,6 +18,7 @@ from typing import Any
 
 import capsa
 
+from ._cli_export import add_parsers as add_export_parsers
 from .errors import Error, ExistsError, NotFoundError, SignatureError, UsageError
 
 __all__ = ["main"]
@@ -722,6 +723,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--member", metavar="PATH", help="the SIF image at PATH inside bundle IMAGE")
     trust_options(p)
     p.add_argument("--json", action="store_true")
+    add_export_parsers(sub, common, trust_options)
     return parser
 
 

@@ -1,0 +1,463 @@
+"""RO-Crate export: ``ro-crate-metadata.json`` (and the payload) following Workflow Run RO-Crate.
+
+The crate conforms to RO-Crate 1.1 and, when the bundle has recorded steps, to the Process Run
+Crate, Workflow Run Crate and Provenance Run Crate profiles 0.5 and Workflow RO-Crate 1.0.
+Those are the newest versions that fit together *and* that today's checkers know: Workflow Run
+RO-Crate 0.6 moved to RO-Crate 1.3 (its changelog: 1.1 pairs with 0.1-0.5, 1.3 with 0.6 only),
+but roc-validator 0.13 has shapes for the 0.5 profiles alone; the ``rocrate`` library reads both.
+The version constants below are the only place to change to move on.
+
+* every bundle file is a ``File`` data entity whose ``@id`` is its bundle path (percent-encoded
+  as a URI reference), with ``contentSize``, ``encodingFormat`` and ``sha256``;
+* the bundle manifest is written beside them as ``capsa-manifest.json`` (its SHA-256 is the
+  bundle id): it is the *main workflow* (``ComputationalWorkflow``, ``HowTo``), since it is what
+  ``capsa replay`` executes; its steps are ``HowToStep`` entities;
+* every SIF image a step ran in is a ``SoftwareApplication`` + ``ContainerImage`` (additionalType
+  ``SIFImage``, ``sha256``) — the step's ``instrument`` and ``containerImage``;
+* every step is a ``CreateAction`` (``object`` its inputs, ``result`` its outputs, ``environment``
+  its variables, ``actionStatus`` from its exit code, ``startTime``/``endTime`` when recorded),
+  driven by a ``ControlAction``; the recording (capsa) is the ``OrganizeAction`` whose result is
+  the whole run's ``CreateAction``.
+
+A bundle without steps exports as a plain RO-Crate (no actions, no run profile claimed).
+Content a step read or wrote that is not the bundle's current file at that path (a path
+overwritten by a later step) is a contextual entity ``#sha256-<hex>`` with the same properties.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .._atomic import atomic_output
+from ..bundle import Bundle
+from ..errors import ExistsError, IntegrityError, NotFoundError, UsageError
+from ._common import (
+    ImageRef,
+    dumps,
+    end_time,
+    file_for,
+    hexof,
+    images,
+    origins,
+    recorder_versions,
+    results,
+    run_span,
+    start_time,
+)
+
+__all__ = ["MANIFEST", "METADATA", "PROFILES", "RO_CRATE", "crate_metadata", "write_crate"]
+
+METADATA = "ro-crate-metadata.json"
+PREVIEW = "ro-crate-preview.html"
+MANIFEST = "capsa-manifest.json"
+RO_CRATE = "https://w3id.org/ro/crate/1.1"
+CONTEXT = [f"{RO_CRATE}/context", "https://w3id.org/ro/terms/workflow-run/context"]
+WFRUN = "https://w3id.org/ro/terms/workflow-run#"
+PROFILES = {
+    "https://w3id.org/ro/wfrun/process/0.5": ("Process Run Crate", "0.5"),
+    "https://w3id.org/ro/wfrun/workflow/0.5": ("Workflow Run Crate", "0.5"),
+    "https://w3id.org/ro/wfrun/provenance/0.5": ("Provenance Run Crate", "0.5"),
+    "https://w3id.org/workflowhub/workflow-ro-crate/1.0": ("Workflow RO-Crate", "1.0"),
+}
+WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/1.0"
+RESERVED = (METADATA, PREVIEW, MANIFEST)
+_CHUNK = 4 << 20
+_SPDX_ID = re.compile(r"^[A-Za-z0-9.+-]+$")
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _ref(entity_id: str) -> dict[str, str]:
+    return {"@id": entity_id}
+
+
+def _refs(ids: list[str]) -> dict[str, str] | list[dict[str, str]]:
+    """References to ``ids``; one alone is not wrapped in a list (RO-Crate 1.1 JSON-LD advice)."""
+    refs = [_ref(i) for i in dict.fromkeys(ids)]
+    return refs[0] if len(refs) == 1 else refs
+
+
+def _time(text: str | None) -> str | None:
+    """A recorded UTC time with the offset spelled ``+00:00``, as the profiles' checkers expect."""
+    return None if text is None else text[:-1] + "+00:00"
+
+
+def _status(ok: bool) -> str:
+    return f"http://schema.org/{'Completed' if ok else 'Failed'}ActionStatus"
+
+
+def file_id(path: str) -> str:
+    """A bundle path as an RO-Crate ``@id``: a relative URI reference."""
+    return quote(path, safe="/")
+
+
+def _frag(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _check_names(bundle: Bundle) -> None:
+    for path in bundle.manifest.files:
+        top = path.split("/", 1)[0]
+        if top in RESERVED:
+            raise UsageError(f"bundle path {path!r} collides with the crate's own {top}",
+                             where=str(bundle.path),
+                             hint="export --in-toto or --prov, or repack under another name")
+
+
+def _license(text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    if _SPDX_ID.match(text):
+        lid = f"http://spdx.org/licenses/{text}"
+        return _ref(lid), {"@id": lid, "@type": "CreativeWork", "name": text, "identifier": text}
+    return _ref("#license"), {"@id": "#license", "@type": "CreativeWork", "name": text,
+                              "description": "SPDX license expression"}
+
+
+def _date_published(created: str | None) -> str:
+    """The bundle's ``created``, else SOURCE_DATE_EPOCH, else today (UTC): RO-Crate 1.1 requires
+    a ``datePublished``, and this is the only clock an export ever reads."""
+    if created:
+        return created
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde:
+        try:
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(sde)))
+        except (ValueError, OverflowError) as e:
+            raise UsageError(f"SOURCE_DATE_EPOCH is not an integer: {sde!r}") from e
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def _identifier(scheme: str, value: str) -> str:
+    s = scheme.lower()
+    if s == "doi":
+        return value if value.startswith("https://") else f"https://doi.org/{value}"
+    if s == "arxiv":
+        return f"https://arxiv.org/abs/{value}"
+    if s in ("url", "uri"):
+        return value
+    if s == "handle":
+        return f"https://hdl.handle.net/{value}"
+    return f"{scheme}:{value}"
+
+
+def crate_metadata(bundle: Bundle) -> dict[str, Any]:
+    """The ``ro-crate-metadata.json`` document of ``bundle``.
+
+    Deterministic (no UUIDs, no clock) except for ``datePublished`` when the bundle records no
+    ``created`` time and SOURCE_DATE_EPOCH is not set: then it is today's date.
+    """
+    _check_names(bundle)
+    m = bundle.manifest
+    meta = m.bundle
+    steps = m.steps
+    imgs = images(bundle)
+    contextual: dict[str, dict[str, Any]] = {}
+
+    def add(entity: dict[str, Any]) -> None:
+        contextual.setdefault(entity["@id"], entity)
+
+    # -- data entities: every bundle file ----------------------------------------------------
+    files: list[dict[str, Any]] = []
+    image_ids: dict[str, str] = {}
+    for path, f in sorted(m.files.items()):
+        blob = m.blobs[f.digest]
+        e: dict[str, Any] = {"@id": file_id(path), "@type": "File", "name": path,
+                             "contentSize": str(blob.size), "encodingFormat": blob.media_type,
+                             "sha256": hexof(f.digest)}
+        img = imgs.get(f.digest)
+        if img is not None and img.path == path:
+            e.update(_image_props(img))
+            image_ids[f.digest] = e["@id"]
+        files.append(e)
+    for digest, img in imgs.items():
+        if digest not in image_ids:
+            iid = f"#sha256-{hexof(digest)}"
+            image_ids[digest] = iid
+            add({"@id": iid, "@type": ["SoftwareApplication", "ContainerImage"],
+                 "contentSize": str(img.size), "encodingFormat": img.media_type,
+                 "sha256": hexof(digest), **_image_props(img)})
+
+    def content(path: str, digest: str) -> str:
+        if file_for(m, path, digest):
+            return file_id(path)
+        cid = f"#sha256-{hexof(digest)}"
+        blob = m.blobs[digest]
+        add({"@id": cid, "@type": "CreativeWork", "name": path, "alternateName": path,
+             "contentSize": str(blob.size), "encodingFormat": blob.media_type,
+             "sha256": hexof(digest),
+             "description": "content the recorded steps read or wrote at this path; "
+                            "not the bundle's file there"})
+        return cid
+
+    manifest_entity: dict[str, Any] = {
+        "@id": MANIFEST, "@type": "File", "name": "capsa bundle manifest",
+        "description": "The bundle's manifest.json: its SHA-256 is the bundle id; the signatures "
+                       "are over these bytes. `capsa replay` executes its steps.",
+        "identifier": bundle.id, "contentSize": str(len(bundle.manifest_bytes)),
+        "encodingFormat": "application/json", "sha256": hexof(bundle.id),
+    }
+
+    # -- root -------------------------------------------------------------------------------
+    root: dict[str, Any] = {
+        "@id": "./", "@type": "Dataset",
+        "name": meta.title or f"capsa bundle {bundle.id}",
+        "description": meta.description or f"Exported from the capsa bundle {bundle.id}.",
+    }
+    idents = [_identifier(i.scheme, i.value) for i in meta.identifiers] + [bundle.id]
+    root["identifier"] = idents[0] if len(idents) == 1 else idents
+    root["datePublished"] = _date_published(meta.created)
+    if meta.license:
+        root["license"], lic = _license(meta.license)
+    else:  # RO-Crate 1.1 requires a license; say honestly that none was recorded
+        root["license"], lic = _ref("#license"), {
+            "@id": "#license", "@type": "CreativeWork", "name": "no license recorded",
+            "description": "The capsa bundle records no license; ask its authors before reuse."}
+    add(lic)
+    authors = []
+    for n, a in enumerate(meta.authors, start=1):
+        aid = f"https://orcid.org/{a.orcid}" if a.orcid else f"#author-{n}"
+        person: dict[str, Any] = {"@id": aid, "@type": "Person", "name": a.name}
+        if a.affiliation:
+            oid = f"#organization-{_frag(a.affiliation)}"
+            person["affiliation"] = _ref(oid)
+            add({"@id": oid, "@type": "Organization", "name": a.affiliation})
+        add(person)
+        authors.append(aid)
+    if authors:
+        root["author"] = _refs(authors)
+    root["hasPart"] = _refs([MANIFEST] + [e["@id"] for e in files])
+
+    # -- the run ----------------------------------------------------------------------------
+    descriptor: dict[str, Any] = {"@id": METADATA, "@type": "CreativeWork",
+                                  "conformsTo": _ref(RO_CRATE), "about": _ref("./")}
+    if steps:
+        _run(bundle, root, descriptor, manifest_entity, imgs, image_ids, content, add)
+    graph = [descriptor, root, manifest_entity, *files, *contextual.values()]
+    return {"@context": CONTEXT, "@graph": graph}
+
+
+def _image_props(img: ImageRef) -> dict[str, Any]:
+    props: dict[str, Any] = {
+        "@type": ["File", "SoftwareApplication", "ContainerImage"] if img.path else
+                 ["SoftwareApplication", "ContainerImage"],
+        "name": img.label,
+        "additionalType": _ref(f"{WFRUN}SIFImage"),
+        "sha256": hexof(img.digest),
+    }
+    if img.path:
+        props["alternateName"] = img.path
+    if img.sif_id:
+        props["identifier"] = f"urn:uuid:{img.sif_id}"
+    if img.arch:
+        props["processorRequirements"] = img.arch
+    if img.image_from:
+        props["description"] = f"SIF image built from {img.image_from}"
+    return props
+
+
+def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workflow: dict[str, Any],
+         imgs: dict[str, ImageRef], image_ids: dict[str, str], content: Any, add: Any) -> None:
+    m = bundle.manifest
+    steps = m.steps
+    root["conformsTo"] = _refs(list(PROFILES))
+    descriptor["conformsTo"] = _refs([RO_CRATE, WORKFLOW_RO_CRATE])
+    root["mainEntity"] = _ref(MANIFEST)
+    for pid, (name, version) in PROFILES.items():
+        add({"@id": pid, "@type": "CreativeWork", "name": name, "version": version})
+    lang = "#capsa-manifest-format"
+    add({"@id": lang, "@type": "ComputerLanguage", "name": "capsa bundle manifest",
+         "alternateName": "capsa", "version": m.capsa})
+    workflow["@type"] = ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"]
+    workflow["programmingLanguage"] = _ref(lang)
+    workflow["hasPart"] = _refs([image_ids[d] for d in imgs])
+    if root.get("author"):
+        workflow["author"] = root["author"]
+    if root.get("license"):
+        workflow["license"] = root["license"]
+
+    engine: dict[str, Any] = {"@id": "#capsa", "@type": "SoftwareApplication", "name": "capsa",
+                              "description": "records each step's container run (`capsa run`) "
+                                             "and seals it into a bundle"}
+    versions = recorder_versions(steps)
+    if len(versions) == 1:
+        engine["softwareVersion"] = versions[0]
+    add(engine)
+
+    how_to_steps, controls, actions = [], [], []
+    for i, s in enumerate(steps):
+        key = _frag(s.name)
+        hid, aid, cid = f"#step-{key}", f"#run-{key}", f"#control-{key}"
+        image = image_ids[s.image]
+        add({"@id": hid, "@type": "HowToStep", "name": s.name, "position": i,
+             "workExample": _ref(image)})
+        ok = s.exit_code == 0
+        status = _status(ok)
+        runtime = f"{s.runtime.name} {s.runtime.version}".strip()
+        action: dict[str, Any] = {
+            "@id": aid, "@type": "CreateAction", "name": f"Run of step {s.name}",
+            "description": f"{shlex.join(s.argv)}  (in {s.workdir}, runtime {runtime})",
+            "instrument": _ref(image), "containerImage": _ref(image),
+        }
+        if s.inputs:
+            action["object"] = _refs([content(f.path, f.digest) for f in s.inputs])
+        if s.outputs:
+            action["result"] = _refs([content(f.path, f.digest) for f in s.outputs])
+        action["actionStatus"] = status
+        if not ok:
+            action["error"] = f"exit code {s.exit_code}"
+        if (t := _time(start_time(s.host))) is not None:
+            action["startTime"] = t
+        if (t := _time(end_time(s.host))) is not None:
+            action["endTime"] = t
+        env = []
+        for k, v in sorted(s.env.items()):
+            pid = f"#env-{key}-{_frag(k)}"
+            add({"@id": pid, "@type": "PropertyValue", "name": k, "value": v})
+            env.append(pid)
+        if env:
+            action["environment"] = _refs(env)
+        add(action)
+        control = {"@id": cid, "@type": "ControlAction", "name": f"orchestrate {s.name}",
+                   "instrument": _ref(hid), "object": _ref(aid), "actionStatus": status}
+        if not ok:
+            control["error"] = action["error"]
+        add(control)
+        how_to_steps.append(hid)
+        controls.append(cid)
+        actions.append(aid)
+    workflow["step"] = _refs(how_to_steps)
+
+    failed = [s.name for s in steps if s.exit_code != 0]
+    status = _status(not failed)
+    run: dict[str, Any] = {
+        "@id": "#run", "@type": "CreateAction", "name": f"Run of {MANIFEST}",
+        "description": f"The {len(steps)} recorded steps of bundle {bundle.id}, in order",
+        "instrument": _ref(MANIFEST),
+    }
+    if firsts := origins(steps):
+        run["object"] = _refs([content(p, d) for p, d in firsts])
+    if lasts := results(steps):
+        run["result"] = _refs([content(p, d) for p, d in lasts])
+    run["actionStatus"] = status
+    error = {"error": f"failed steps: {', '.join(failed)}"} if failed else {}
+    run.update(error)
+    started, finished = run_span(steps)
+    if started is not None:
+        run["startTime"] = _time(started)
+    if finished is not None:
+        run["endTime"] = _time(finished)
+    add(run)
+    add({"@id": "#capsa-run", "@type": "OrganizeAction", "name": "Recording with capsa",
+         "instrument": _ref("#capsa"), "object": _refs(controls), "result": _ref("#run"),
+         "actionStatus": status, **error})
+    root["mentions"] = _refs(["#run", *actions])
+
+
+# -- writers ----------------------------------------------------------------------------------
+
+def write_crate(bundle: Bundle, target: str | os.PathLike[str], *, metadata_only: bool = False,
+                force: bool = False, progress: bool | None = None) -> Path:
+    """Write the crate to ``target``: a directory, or a zip file when the name ends in ``.zip``.
+
+    The payload (every bundle file and ``capsa-manifest.json``) is streamed from the bundle and
+    checked against its digest; ``metadata_only`` writes ``ro-crate-metadata.json`` alone.
+    A directory target must not exist or be empty unless ``force`` (then crate files in it are
+    replaced, other files are left alone); a zip target is replaced only with ``force``.
+    """
+    doc = dumps(crate_metadata(bundle))
+    out = Path(target)
+    if out.name.lower().endswith(".zip"):
+        _write_zip(bundle, out, doc, metadata_only=metadata_only, force=force)
+    else:
+        _write_dir(bundle, out, doc, metadata_only=metadata_only, force=force, progress=progress)
+    return out
+
+
+def check_target(target: str | os.PathLike[str], *, force: bool) -> None:
+    """Raise ExistsError/NotFoundError now if :func:`write_crate` could not write ``target``."""
+    out = Path(target)
+    if not out.parent.is_dir():
+        raise NotFoundError("directory does not exist", where=str(out.parent))
+    if out.name.lower().endswith(".zip"):
+        if os.path.lexists(out) and not force:
+            raise ExistsError("destination exists", where=str(out),
+                              hint="use --force to replace it")
+        return
+    if os.path.lexists(out):
+        if out.is_symlink() or not out.is_dir():
+            raise ExistsError("destination exists and is not a directory", where=str(out),
+                              hint="choose a new directory, or a name ending in .zip")
+        if not force and any(out.iterdir()):
+            raise ExistsError("destination directory is not empty", where=str(out),
+                              hint="use --force to write the crate into it")
+
+
+def _write_dir(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool, force: bool,
+               progress: bool | None) -> None:
+    check_target(out, force=force)
+    if out.is_dir() and any(out.iterdir()):
+        # --force into a non-empty directory: replace the crate's files in place.
+        if not metadata_only:
+            bundle.extract(out, force=True, progress=progress)
+            with atomic_output(out / MANIFEST, force=True) as f:
+                f.write(bundle.manifest_bytes)
+        with atomic_output(out / METADATA, force=True) as f:
+            f.write(doc)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        if not metadata_only:
+            bundle.extract(tmp, progress=progress)
+            (tmp / MANIFEST).write_bytes(bundle.manifest_bytes)
+        (tmp / METADATA).write_bytes(doc)
+        mask = os.umask(0)
+        os.umask(mask)
+        tmp.chmod(0o777 & ~mask)
+        try:
+            tmp.rename(out)  # replaces an empty directory, fails on a non-empty one
+        except OSError as e:
+            raise ExistsError("destination appeared while writing", where=str(out),
+                              hint="use --force to write the crate into it") from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _zip_info(name: str, mode: int, compress: bool) -> zipfile.ZipInfo:
+    zi = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    zi.external_attr = (0o100000 | mode) << 16
+    zi.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    return zi
+
+
+def _write_zip(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool,
+               force: bool) -> None:
+    m = bundle.manifest
+    with atomic_output(out, force=force) as f, zipfile.ZipFile(f, "w", allowZip64=True) as zf:
+        zf.writestr(_zip_info(METADATA, 0o644, True), doc)
+        if metadata_only:
+            return
+        zf.writestr(_zip_info(MANIFEST, 0o644, True), bundle.manifest_bytes)
+        for path, entry in sorted(m.files.items()):
+            blob = m.blobs[entry.digest]
+            compress = blob.media_type != "application/vnd.sylabs.sif"
+            zi = _zip_info(path, 0o755 if entry.mode == "0755" else 0o644, compress)
+            zi.file_size = blob.size
+            h = hashlib.sha256()
+            with bundle.open_member(path) as src, \
+                    zf.open(zi, "w", force_zip64=blob.size >= 1 << 31) as dst:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    dst.write(chunk)
+            if f"sha256:{h.hexdigest()}" != entry.digest:
+                raise IntegrityError("digest mismatch while exporting",
+                                     where=f"{bundle.path}: {path}", expected=entry.digest,
+                                     found=f"sha256:{h.hexdigest()}")
