@@ -218,6 +218,7 @@ class _Replayer:
             rep.note = f"cannot compare as HDF5: {e.what}"
             return rep
         rep.verdict = result.verdict
+        rep.note = result.note or ""
         rep.differences = [d.as_dict() for d in result.diff.differences]
         rep.ignored = [d.as_dict() for d in result.diff.ignored]
         if rep.verdict == "equivalent" and (out.compare is None or out.compare.method != "hdf5"):
