@@ -16,8 +16,16 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(2026)
     n = 400_000
-    hits = np.zeros(n, dtype=[("dom_id", "<i4"), ("channel_id", "u1"), ("time", "<f8"),
-                              ("tot", "u1"), ("triggered", "?")])
+    hits = np.zeros(
+        n,
+        dtype=[
+            ("dom_id", "<i4"),
+            ("channel_id", "u1"),
+            ("time", "<f8"),
+            ("tot", "u1"),
+            ("triggered", "?"),
+        ],
+    )
     hits["dom_id"] = rng.integers(806_451_572, 806_451_572 + 115, n)
     hits["channel_id"] = rng.integers(0, 31, n)
     hits["time"] = np.sort(rng.uniform(0, 1e8, n))

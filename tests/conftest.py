@@ -64,8 +64,14 @@ def make_hdf5(path: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
         f.attrs["experiment"] = "capsa test"
         f.attrs["run"] = 4711
         f.create_dataset("raw/counts", data=arrays["raw/counts"])
-        f.create_dataset("raw/energy", data=arrays["raw/energy"], chunks=(4096,),
-                         compression="gzip", compression_opts=6, shuffle=True)
+        f.create_dataset(
+            "raw/energy",
+            data=arrays["raw/energy"],
+            chunks=(4096,),
+            compression="gzip",
+            compression_opts=6,
+            shuffle=True,
+        )
         f.create_dataset("calib/matrix", data=arrays["calib/matrix"])
         f["calib/matrix"].attrs["unit"] = "keV/ch"
         f.create_dataset("empty", data=arrays["empty"])
@@ -98,7 +104,7 @@ def build_corpus(base: Path) -> Corpus:
     (root / "noise.bin").write_bytes(rng.bytes(NOISE_SIZE))
     (root / "empty.dat").write_bytes(b"")
     script = root / "bin" / "run.sh"
-    script.write_text("#!/bin/sh\necho analysing \"$@\"\n")
+    script.write_text('#!/bin/sh\necho analysing "$@"\n')
     script.chmod(0o755)
     (root / "nested" / "deeper" / "notes.txt").write_bytes(NOTES.encode())
     (root / "nested" / "copy-of-notes.txt").write_bytes(NOTES.encode())
@@ -172,13 +178,19 @@ def cli(capsysbinary: pytest.CaptureFixture[bytes]) -> Callable[..., CliResult]:
 
 
 def capsa_subprocess(
-    *args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None,
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
     check: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """``python -W error -m capsa ARGS`` as a real process."""
     return subprocess.run(
         [sys.executable, "-W", "error", "-m", "capsa", *[str(a) for a in args]],
-        cwd=cwd, env=env, capture_output=True, check=check, timeout=300,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        check=check,
+        timeout=300,
     )
 
 

@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS = {"busybox": ["bwrap", "unsquashfs", "mksquashfs", "dpkg", "apt-get"],
-         "analysis": ["bwrap", "unsquashfs", "mksquashfs", "mmdebstrap"]}
+NEEDS = {
+    "busybox": ["bwrap", "unsquashfs", "mksquashfs", "dpkg", "apt-get"],
+    "analysis": ["bwrap", "unsquashfs", "mksquashfs", "mmdebstrap"],
+}
 
 
 def _builder():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("capsa_build_images", ROOT / "fixtures/images/build.py")
+    spec = importlib.util.spec_from_file_location(
+        "capsa_build_images", ROOT / "fixtures/images/build.py"
+    )
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -26,8 +30,10 @@ def image(name: str) -> Path:
     """Path of test image ``name``, building it if needed; skips when the tools are missing."""
     missing = [t for t in NEEDS[name] if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"building the {name} test image needs {', '.join(missing)} "
-                    "(Debian: bubblewrap squashfs-tools mmdebstrap; CI installs them)")
+        pytest.skip(
+            f"building the {name} test image needs {', '.join(missing)} "
+            "(Debian: bubblewrap squashfs-tools mmdebstrap; CI installs them)"
+        )
     try:
         return Path(_builder().build(name))
     except subprocess.CalledProcessError as e:

@@ -213,8 +213,9 @@ def test_h5py_slice_of_large_dataset_touches_few_frames(
         assert total_frames >= 40
         with h5py.File(b.open_member("big.h5"), "r") as f:
             start = 3_000_017
-            assert np.array_equal(f["ramp"][start : start + 100],
-                                  np.arange(start, start + 100, dtype=np.float64))
+            assert np.array_equal(
+                f["ramp"][start : start + 100], np.arange(start, start + 100, dtype=np.float64)
+            )
             assert list(f["tiny"][()]) == list(range(7))
             assert f["ramp"][BIG_N - 1] == BIG_N - 1
     assert 1 <= len(decompressed) <= 5, decompressed
@@ -236,8 +237,9 @@ def test_h5py_slice_of_large_dataset_touches_few_frames(
     ],
     ids=["text", "empty", "directory", "missing", "zip-magic-only"],
 )
-def test_open_rejects_non_bundles(tmp_path: Path, make: Callable[[Path], object],
-                                  exc: type[Exception]) -> None:
+def test_open_rejects_non_bundles(
+    tmp_path: Path, make: Callable[[Path], object], exc: type[Exception]
+) -> None:
     p = tmp_path / "x.capsa"
     make(p)
     with pytest.raises(exc) as e:
@@ -296,13 +298,22 @@ def craft(path: Path, entries: list[tuple[str, bytes]]) -> Path:
 
 
 def identity_blob(size: int = len(DATA), stored: int = len(DATA)) -> dict[str, Blob]:
-    return {f"sha256:{HEX}": Blob(size=size, stored_size=stored, encoding="identity",
-                                  media_type="text/plain")}
+    return {
+        f"sha256:{HEX}": Blob(
+            size=size, stored_size=stored, encoding="identity", media_type="text/plain"
+        )
+    }
 
 
 def test_crafted_minimal_bundle_is_valid(tmp_path: Path) -> None:
-    p = craft(tmp_path / "ok.capsa", [("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA),
-                                      ("manifest.json", manifest_for(identity_blob()))])
+    p = craft(
+        tmp_path / "ok.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            (f"blobs/sha256/{HEX}", DATA),
+            ("manifest.json", manifest_for(identity_blob())),
+        ],
+    )
     with capsa.open(p) as b:
         assert b.open_member("f0").read() == DATA
         assert b.verify().ok
@@ -311,18 +322,34 @@ def test_crafted_minimal_bundle_is_valid(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "entries,match",
     [
-        ([("mimetype", b"application/zip" + b" " * 17), (f"blobs/sha256/{HEX}", DATA)],
-         "bad magic"),
-        ([("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA), ("extra.txt", b"x")],
-         "unknown entry name"),
+        (
+            [("mimetype", b"application/zip" + b" " * 17), (f"blobs/sha256/{HEX}", DATA)],
+            "bad magic",
+        ),
+        (
+            [("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA), ("extra.txt", b"x")],
+            "unknown entry name",
+        ),
         ([("mimetype", MIMETYPE), ("blobs/sha256/../../etc/passwd", DATA)], "unknown entry name"),
-        ([("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA), (f"blobs/sha256/{'0' * 64}", b"")],
-         "not listed"),
+        (
+            [
+                ("mimetype", MIMETYPE),
+                (f"blobs/sha256/{HEX}", DATA),
+                (f"blobs/sha256/{'0' * 64}", b""),
+            ],
+            "not listed",
+        ),
         ([("mimetype", MIMETYPE)], "has no entry"),
         ([("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}.zst", DATA)], "not listed"),
     ],
-    ids=["wrong-mimetype", "foreign-entry", "traversal-name", "unlisted-blob", "missing-blob",
-         "wrong-encoding-suffix"],
+    ids=[
+        "wrong-mimetype",
+        "foreign-entry",
+        "traversal-name",
+        "unlisted-blob",
+        "missing-blob",
+        "wrong-encoding-suffix",
+    ],
 )
 def test_open_rejects_crafted(tmp_path: Path, entries: list[tuple[str, bytes]], match: str) -> None:
     man = ("manifest.json", manifest_for(identity_blob()))
@@ -334,9 +361,14 @@ def test_open_rejects_crafted(tmp_path: Path, entries: list[tuple[str, bytes]], 
 
 
 def test_open_rejects_manifest_before_blob(tmp_path: Path) -> None:
-    p = craft(tmp_path / "bad.capsa", [("mimetype", MIMETYPE),
-                                       ("manifest.json", manifest_for(identity_blob())),
-                                       (f"blobs/sha256/{HEX}", DATA)])
+    p = craft(
+        tmp_path / "bad.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            ("manifest.json", manifest_for(identity_blob())),
+            (f"blobs/sha256/{HEX}", DATA),
+        ],
+    )
     with pytest.raises(FormatError, match="out of order"):
         capsa.open(p)
 
@@ -348,22 +380,35 @@ def test_open_rejects_missing_manifest(tmp_path: Path) -> None:
 
 
 def test_open_rejects_stored_size_lie(tmp_path: Path) -> None:
-    p = craft(tmp_path / "bad.capsa", [("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA),
-                                       ("manifest.json", manifest_for(identity_blob(99, 99)))])
+    p = craft(
+        tmp_path / "bad.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            (f"blobs/sha256/{HEX}", DATA),
+            ("manifest.json", manifest_for(identity_blob(99, 99))),
+        ],
+    )
     with pytest.raises(IntegrityError, match="declared size lie") as e:
         capsa.open(p)
     assert e.value.exit_code == 4
 
 
 def test_open_rejects_identity_size_lie(tmp_path: Path) -> None:
-    p = craft(tmp_path / "bad.capsa", [("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA),
-                                       ("manifest.json", manifest_for(identity_blob(99)))])
+    p = craft(
+        tmp_path / "bad.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            (f"blobs/sha256/{HEX}", DATA),
+            ("manifest.json", manifest_for(identity_blob(99))),
+        ],
+    )
     with pytest.raises(IntegrityError, match="declared size lie"):
         capsa.open(p)
 
 
-def test_open_rejects_manifest_crc_mismatch(bundle_copy: Path,
-                                            flip: Callable[[Path, int], None]) -> None:
+def test_open_rejects_manifest_crc_mismatch(
+    bundle_copy: Path, flip: Callable[[Path, int], None]
+) -> None:
     with capsa.open(bundle_copy) as b:
         man = next(e for e in b.entries if e.name == "manifest.json")
     flip(bundle_copy, man.data_offset + 2)  # the CRC catches it before the JSON is parsed
@@ -372,9 +417,15 @@ def test_open_rejects_manifest_crc_mismatch(bundle_copy: Path,
 
 
 def test_signature_entries_are_accepted_and_listed(tmp_path: Path) -> None:
-    p = craft(tmp_path / "signed.capsa", [("mimetype", MIMETYPE), (f"blobs/sha256/{HEX}", DATA),
-                                          ("manifest.json", manifest_for(identity_blob())),
-                                          ("signatures/alice.dsse.json", b"{}")])
+    p = craft(
+        tmp_path / "signed.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            (f"blobs/sha256/{HEX}", DATA),
+            ("manifest.json", manifest_for(identity_blob())),
+            ("signatures/alice.dsse.json", b"{}"),
+        ],
+    )
     with capsa.open(p) as b:
         assert b.signature_entries == ["signatures/alice.dsse.json"]
         assert b.open_member("f0").read() == DATA
@@ -387,10 +438,19 @@ def test_seek_table_size_lie_detected_on_open_member(tmp_path: Path) -> None:
     frame = zstdseek.new_compressor().compress(data)
     table = zstdseek.encode_seek_table([(len(frame), len(data), zstdseek.frame_checksum(frame))])
     stored = frame + table
-    blobs = {f"sha256:{hexd}": Blob(size=len(data) + 1, stored_size=len(stored),
-                                    encoding="zstd-seekable", media_type="x/y")}
-    p = craft(tmp_path / "lie.capsa", [("mimetype", MIMETYPE), (f"blobs/sha256/{hexd}.zst", stored),
-                                       ("manifest.json", manifest_for(blobs))])
+    blobs = {
+        f"sha256:{hexd}": Blob(
+            size=len(data) + 1, stored_size=len(stored), encoding="zstd-seekable", media_type="x/y"
+        )
+    }
+    p = craft(
+        tmp_path / "lie.capsa",
+        [
+            ("mimetype", MIMETYPE),
+            (f"blobs/sha256/{hexd}.zst", stored),
+            ("manifest.json", manifest_for(blobs)),
+        ],
+    )
     with capsa.open(p) as b:  # the seek table is read lazily...
         with pytest.raises(IntegrityError, match="declared size lie"):
             b.open_member("f0")  # ...and checked before anything is decompressed

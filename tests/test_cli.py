@@ -35,11 +35,24 @@ def test_cat_every_member(bundle_path: Path, corpus: Corpus, cli: Callable[..., 
 
 @pytest.mark.parametrize(
     "offset,length",
-    [(0, 1), (FRAME - 1, 2), (FRAME, 1), (FRAME + 1, 3 * FRAME), (3 * FRAME + FRAME // 2 - 1, 10),
-     (10**9, 5), (5, 0), (123, None)],
+    [
+        (0, 1),
+        (FRAME - 1, 2),
+        (FRAME, 1),
+        (FRAME + 1, 3 * FRAME),
+        (3 * FRAME + FRAME // 2 - 1, 10),
+        (10**9, 5),
+        (5, 0),
+        (123, None),
+    ],
 )
-def test_cat_byte_range(bundle_path: Path, corpus: Corpus, cli: Callable[..., CliResult],
-                        offset: int, length: int | None) -> None:
+def test_cat_byte_range(
+    bundle_path: Path,
+    corpus: Corpus,
+    cli: Callable[..., CliResult],
+    offset: int,
+    length: int | None,
+) -> None:
     data = corpus.data("analysis/signal.bin")
     args = ["cat", bundle_path, "analysis/signal.bin", "--offset", str(offset)]
     if length is not None:
@@ -50,8 +63,9 @@ def test_cat_byte_range(bundle_path: Path, corpus: Corpus, cli: Callable[..., Cl
     assert r.out == data[offset:end]
 
 
-def test_cat_negative_range_is_usage_error(bundle_path: Path,
-                                           cli: Callable[..., CliResult]) -> None:
+def test_cat_negative_range_is_usage_error(
+    bundle_path: Path, cli: Callable[..., CliResult]
+) -> None:
     for args in (["--offset", "-1"], ["--length", "-5"]):
         r = cli("cat", bundle_path, "analysis/signal.bin", *args)
         assert r.rc == 2
@@ -62,8 +76,9 @@ def test_cat_negative_range_is_usage_error(bundle_path: Path,
 def test_cat_missing_member_exit_9(bundle_path: Path, cli: Callable[..., CliResult]) -> None:
     r = cli("cat", bundle_path, "missing/path")
     assert r.rc == 9
-    assert r.err_lines == [f"capsa: error: {bundle_path}: missing/path: no such member "
-                           "(`capsa ls` lists the members)"]
+    assert r.err_lines == [
+        f"capsa: error: {bundle_path}: missing/path: no such member (`capsa ls` lists the members)"
+    ]
     assert r.out == b""
 
 
@@ -81,9 +96,18 @@ def test_cat_as_real_process(bundle_path: Path, corpus: Corpus, run_capsa: Run) 
 def test_cat_into_closed_pipe_is_quiet(bundle_path: Path) -> None:
     """`capsa cat B big | head -c 10`: the reader leaving is not an error."""
     with subprocess.Popen(
-        [sys.executable, "-W", "error", "-m", "capsa", "cat", str(bundle_path),
-         "analysis/noise.bin"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "capsa",
+            "cat",
+            str(bundle_path),
+            "analysis/noise.bin",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         head = proc.stdout.read(10)
@@ -116,8 +140,9 @@ def test_ls_json(bundle_path: Path, bundle: capsa.Bundle, cli: Callable[..., Cli
     }
 
 
-def test_pack_summary_and_json(corpus: Corpus, tmp_path: Path,
-                               cli: Callable[..., CliResult]) -> None:
+def test_pack_summary_and_json(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     r = cli("pack", corpus.root, "-o", tmp_path / "a.capsa")
     assert r.rc == 0 and r.err == ""
     text = r.out.decode()
@@ -132,18 +157,42 @@ def test_pack_summary_and_json(corpus: Corpus, tmp_path: Path,
     assert doc["size"] == (tmp_path / "b.capsa").stat().st_size
 
 
-def test_pack_metadata_and_roles(corpus: Corpus, tmp_path: Path,
-                                 cli: Callable[..., CliResult]) -> None:
+def test_pack_metadata_and_roles(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     out = tmp_path / "m.capsa"
-    r = cli("pack", corpus.root, "-o", out, "-q", "--title", "Muon run", "--author", "A. B",
-            "--author", "C. D", "--license", "CC0-1.0", "--identifier", "doi:10.1/x",
-            "--created", "2024-01-01T00:00:00Z", "--role", "*.h5=output", "--role", "input")
+    r = cli(
+        "pack",
+        corpus.root,
+        "-o",
+        out,
+        "-q",
+        "--title",
+        "Muon run",
+        "--author",
+        "A. B",
+        "--author",
+        "C. D",
+        "--license",
+        "CC0-1.0",
+        "--identifier",
+        "doi:10.1/x",
+        "--created",
+        "2024-01-01T00:00:00Z",
+        "--role",
+        "*.h5=output",
+        "--role",
+        "input",
+    )
     assert r.rc == 0, r.err
     assert r.out == b""
     with capsa.open(out) as b:
         meta = b.manifest.bundle
-        assert (meta.title, meta.license, meta.created) == ("Muon run", "CC0-1.0",
-                                                           "2024-01-01T00:00:00Z")
+        assert (meta.title, meta.license, meta.created) == (
+            "Muon run",
+            "CC0-1.0",
+            "2024-01-01T00:00:00Z",
+        )
         assert [a.name for a in meta.authors] == ["A. B", "C. D"]
         assert (meta.identifiers[0].scheme, meta.identifiers[0].value) == ("doi", "10.1/x")
         roles = {p: f.role for p, f in b.manifest.files.items()}
@@ -155,8 +204,9 @@ def test_pack_metadata_and_roles(corpus: Corpus, tmp_path: Path,
     "args",
     [["--identifier", "nocolon"], ["--role", "*.h5=sources"], ["--created", "yesterday"]],
 )
-def test_pack_bad_arguments_exit_2(corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult],
-                                   args: list[str]) -> None:
+def test_pack_bad_arguments_exit_2(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult], args: list[str]
+) -> None:
     r = cli("pack", corpus.root, "-o", tmp_path / "x.capsa", *args)
     assert r.rc == 2
     assert len(r.err_lines) == 1 and r.err.startswith("capsa: error: ")
@@ -169,16 +219,18 @@ def test_extract_json(bundle_path: Path, tmp_path: Path, cli: Callable[..., CliR
     assert json.loads(r.out)["extracted"] == [str(tmp_path / "analysis/bin/run.sh")]
 
 
-def test_verify_json(bundle_path: Path, bundle: capsa.Bundle,
-                     cli: Callable[..., CliResult]) -> None:
+def test_verify_json(
+    bundle_path: Path, bundle: capsa.Bundle, cli: Callable[..., CliResult]
+) -> None:
     doc = json.loads(cli("verify", bundle_path, "--json").out)
     assert doc["ok"] is True and doc["problems"] == [] and doc["id"] == bundle.id
     assert doc["bytes_checked"] == sum(b.size for b in bundle.manifest.blobs.values())
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
-def test_quiet_flag_either_side_of_command(corpus: Corpus, tmp_path: Path,
-                                           cli: Callable[..., CliResult], where: str) -> None:
+def test_quiet_flag_either_side_of_command(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult], where: str
+) -> None:
     args = ["pack", corpus.files["analysis/empty.dat"], "-o", tmp_path / "q.capsa"]
     r = cli("-q", *args) if where == "before" else cli(*args, "-q")
     assert r.rc == 0
@@ -189,7 +241,10 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0
-    assert capsys.readouterr().out.strip() == f"capsa {capsa.__version__} (format {capsa.FORMAT_VERSION})"
+    assert (
+        capsys.readouterr().out.strip()
+        == f"capsa {capsa.__version__} (format {capsa.FORMAT_VERSION})"
+    )
 
 
 def test_usage_errors_from_argparse_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -212,10 +267,12 @@ NOT_BUNDLES: dict[str, tuple[Callable[[Path], object], int]] = {
 
 
 @pytest.mark.parametrize("kind", list(NOT_BUNDLES))
-@pytest.mark.parametrize("command",
-                         [["ls"], ["verify"], ["cat", "@", "x"], ["extract", "@", "-C", "out"]])
-def test_not_a_bundle_one_line(tmp_path: Path, cli: Callable[..., CliResult], kind: str,
-                               command: list[str]) -> None:
+@pytest.mark.parametrize(
+    "command", [["ls"], ["verify"], ["cat", "@", "x"], ["extract", "@", "-C", "out"]]
+)
+def test_not_a_bundle_one_line(
+    tmp_path: Path, cli: Callable[..., CliResult], kind: str, command: list[str]
+) -> None:
     make, code = NOT_BUNDLES[kind]
     p = tmp_path / "thing.capsa"
     make(p)
@@ -233,8 +290,9 @@ def test_not_a_bundle_one_line(tmp_path: Path, cli: Callable[..., CliResult], ki
 
 
 @pytest.mark.parametrize("position", ["global", "command"])
-def test_verbose_shows_traceback(tmp_path: Path, cli: Callable[..., CliResult],
-                                 position: str) -> None:
+def test_verbose_shows_traceback(
+    tmp_path: Path, cli: Callable[..., CliResult], position: str
+) -> None:
     p = tmp_path / "notes.txt"
     p.write_text("not a bundle\n")
     r = cli("-v", "ls", p) if position == "global" else cli("ls", "-v", p)
@@ -296,12 +354,18 @@ def test_help_does_not_import_h5py() -> None:
 
 
 def test_help_importtime_has_no_h5py() -> None:
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "capsa", "--help"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "capsa", "--help"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0
     assert "usage: capsa" in r.stdout
-    imported = [ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines()
-                if ln.startswith("import time:")]
+    imported = [
+        ln.rsplit("|", 1)[-1].strip()
+        for ln in r.stderr.splitlines()
+        if ln.startswith("import time:")
+    ]
     assert "capsa.cli" in imported  # the measurement works...
     assert not [m for m in imported if m.split(".")[0] == "h5py"]  # ...and h5py is absent
 
@@ -344,8 +408,12 @@ MEMORY_DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss is in KiB on Linux")
 def test_pack_verify_cat_600_mib_in_bounded_memory(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-c", MEMORY_DRIVER, str(tmp_path)], capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-c", MEMORY_DRIVER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     assert result["same"], "cat did not reproduce the packed file"
@@ -363,4 +431,3 @@ def test_memory_driver_measures_children() -> None:
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(r.stdout) >= 300
-

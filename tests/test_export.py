@@ -56,8 +56,13 @@ class Analysis:
 def _write_image(path: Path) -> None:
     squash = (SIF / "one-group.sif").read_bytes()[36864:40960]  # a real 4096-byte squashfs
     with path.open("wb") as f:
-        write_sif(f, [SifObject("Deffile", b"Bootstrap: docker\nFrom: km3net/km3pipe:9.13\n"),
-                      SifObject.partition(squash, arch="amd64")])
+        write_sif(
+            f,
+            [
+                SifObject("Deffile", b"Bootstrap: docker\nFrom: km3net/km3pipe:9.13\n"),
+                SifObject.partition(squash, arch="amd64"),
+            ],
+        )
 
 
 @pytest.fixture
@@ -87,36 +92,79 @@ def analysis(tmp_path: Path) -> Analysis:
     rt = RuntimeInfo(name="bwrap", version="0.8.0")
 
     def host(started: str, ms: int) -> HostInfo:
-        return HostInfo(hostname=HOSTNAME, kernel="6.1.0-secret", machine="x86_64",
-                        started=started, duration_ms=ms, capsa_version="0.1.0")
+        return HostInfo(
+            hostname=HOSTNAME,
+            kernel="6.1.0-secret",
+            machine="x86_64",
+            started=started,
+            duration_ms=ms,
+            capsa_version="0.1.0",
+        )
 
     steps = [
-        Step(name="select", image=image, argv=("python3", "select.py", "raw data.h5"),
-             env={"TZ": "UTC", "LC_ALL": "C"},
-             inputs=(StepFile(path="raw data.h5", digest=d["raw data.h5"]),),
-             outputs=(StepFile(path="events.h5", digest=d["events.h5"]),), runtime=rt,
-             host=host("2026-11-25T09:00:00Z", 1500)),
-        Step(name="hist", image=image, argv=("python3", "hist.py"),
-             inputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
-             outputs=(StepFile(path="hist.h5", digest=d["hist.h5"]),), runtime=rt,
-             host=host("2026-11-25T09:00:02Z", 3000)),
-        Step(name="draft", image=image, argv=("sh", "-c", "echo draft notes > notes.txt"),
-             outputs=(StepFile(path="notes.txt", digest=d["backup/notes-v0.txt"]),), runtime=rt),
-        Step(name="final", image=image, argv=("sh", "-c", "echo final notes > notes.txt"),
-             inputs=(StepFile(path="notes.txt", digest=d["backup/notes-v0.txt"]),),
-             outputs=(StepFile(path="notes.txt", digest=d["notes.txt"]),), runtime=rt),
-        Step(name="crash", image=image, argv=("false",),
-             outputs=(StepFile(path="failed.log", digest=d["failed.log"]),), runtime=rt,
-             exit_code=2),
+        Step(
+            name="select",
+            image=image,
+            argv=("python3", "select.py", "raw data.h5"),
+            env={"TZ": "UTC", "LC_ALL": "C"},
+            inputs=(StepFile(path="raw data.h5", digest=d["raw data.h5"]),),
+            outputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
+            runtime=rt,
+            host=host("2026-11-25T09:00:00Z", 1500),
+        ),
+        Step(
+            name="hist",
+            image=image,
+            argv=("python3", "hist.py"),
+            inputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
+            outputs=(StepFile(path="hist.h5", digest=d["hist.h5"]),),
+            runtime=rt,
+            host=host("2026-11-25T09:00:02Z", 3000),
+        ),
+        Step(
+            name="draft",
+            image=image,
+            argv=("sh", "-c", "echo draft notes > notes.txt"),
+            outputs=(StepFile(path="notes.txt", digest=d["backup/notes-v0.txt"]),),
+            runtime=rt,
+        ),
+        Step(
+            name="final",
+            image=image,
+            argv=("sh", "-c", "echo final notes > notes.txt"),
+            inputs=(StepFile(path="notes.txt", digest=d["backup/notes-v0.txt"]),),
+            outputs=(StepFile(path="notes.txt", digest=d["notes.txt"]),),
+            runtime=rt,
+        ),
+        Step(
+            name="crash",
+            image=image,
+            argv=("false",),
+            outputs=(StepFile(path="failed.log", digest=d["failed.log"]),),
+            runtime=rt,
+            exit_code=2,
+        ),
     ]
-    roles = [("raw data.h5", "input"), ("events.h5", "intermediate"), ("hist.h5", "output"),
-             ("notes.txt", "output"), ("images/*", "image")]
+    roles = [
+        ("raw data.h5", "input"),
+        ("events.h5", "intermediate"),
+        ("hist.h5", "output"),
+        ("notes.txt", "output"),
+        ("images/*", "image"),
+    ]
     bundle = capsa.pack(
-        tmp_path / "analysis.capsa", files={**paths, "images/reco.sif": img}, steps=steps,
-        roles=roles, title="ARCA muon selection", description="A test analysis",
-        authors=[Author(name="A. Physicist", orcid="0000-0002-1825-0097", affiliation="CPPM"),
-                 "B. Student"],
-        license="CC-BY-4.0", identifiers=[("doi", "10.5281/zenodo.1")],
+        tmp_path / "analysis.capsa",
+        files={**paths, "images/reco.sif": img},
+        steps=steps,
+        roles=roles,
+        title="ARCA muon selection",
+        description="A test analysis",
+        authors=[
+            Author(name="A. Physicist", orcid="0000-0002-1825-0097", affiliation="CPPM"),
+            "B. Student",
+        ],
+        license="CC-BY-4.0",
+        identifiers=[("doi", "10.5281/zenodo.1")],
         created="2026-11-26T00:00:00Z",
     ).path
     return Analysis(bundle, {**contents, "images/reco.sif": img.read_bytes()}, image)
@@ -127,8 +175,10 @@ def plain(tmp_path: Path) -> Path:
     """A bundle without steps (and without outputs)."""
     (tmp_path / "a.txt").write_bytes(b"alpha")
     (tmp_path / "b.bin").write_bytes(b"\0\1\2")
-    return capsa.pack(tmp_path / "plain.capsa", files={"a.txt": tmp_path / "a.txt",
-                                                       "data/b.bin": tmp_path / "b.bin"}).path
+    return capsa.pack(
+        tmp_path / "plain.capsa",
+        files={"a.txt": tmp_path / "a.txt", "data/b.bin": tmp_path / "b.bin"},
+    ).path
 
 
 def _run(*args: str | os.PathLike[str]) -> int:
@@ -190,9 +240,11 @@ def _check_crate(crate: Any, analysis: Analysis) -> None:
     assert authors["https://orcid.org/0000-0002-1825-0097"]["affiliation"]["name"] == "CPPM"
     assert [a["name"] for a in authors.values()] == ["A. Physicist", "B. Student"]
     assert set(_ids(root["conformsTo"])) == {
-        "https://w3id.org/ro/wfrun/process/0.5", "https://w3id.org/ro/wfrun/workflow/0.5",
+        "https://w3id.org/ro/wfrun/process/0.5",
+        "https://w3id.org/ro/wfrun/workflow/0.5",
         "https://w3id.org/ro/wfrun/provenance/0.5",
-        "https://w3id.org/workflowhub/workflow-ro-crate/1.0"}
+        "https://w3id.org/workflowhub/workflow-ro-crate/1.0",
+    }
 
     # Every bundle file is a File data entity with its size, media type and sha256.
     files = {e.id: e for e in crate.data_entities}
@@ -263,8 +315,9 @@ def _check_crate(crate: Any, analysis: Analysis) -> None:
     assert {c.id for c in _as_list(organize[0]["object"])} == {c.id for c in controls}
 
 
-def test_rocrate_directory_loads_in_rocrate_with_payload(analysis: Analysis,
-                                                         tmp_path: Path) -> None:
+def test_rocrate_directory_loads_in_rocrate_with_payload(
+    analysis: Analysis, tmp_path: Path
+) -> None:
     out = tmp_path / "crate"
     assert _run(analysis.bundle, "--ro-crate", out) == 0
     crate = rocrate_lib.ROCrate(out)
@@ -287,8 +340,10 @@ def test_rocrate_zip_loads_in_rocrate(analysis: Analysis, tmp_path: Path) -> Non
         assert zf.testzip() is None
         for path, data in analysis.files.items():
             assert zf.read(path) == data
-        assert set(zf.namelist()) == set(analysis.files) | {"ro-crate-metadata.json",
-                                                             "capsa-manifest.json"}
+        assert set(zf.namelist()) == set(analysis.files) | {
+            "ro-crate-metadata.json",
+            "capsa-manifest.json",
+        }
 
 
 @pytest.mark.parametrize("name", ["meta", "meta.zip"])
@@ -312,8 +367,9 @@ def test_rocrate_is_deterministic(analysis: Analysis) -> None:
     assert HOSTNAME not in first
 
 
-def test_rocrate_of_a_bundle_without_steps(plain: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rocrate_of_a_bundle_without_steps(
+    plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     out = tmp_path / "crate"
     assert _run(plain, "--ro-crate", out) == 0
@@ -327,8 +383,9 @@ def test_rocrate_of_a_bundle_without_steps(plain: Path, tmp_path: Path,
     assert (out / "data" / "b.bin").read_bytes() == b"\0\1\2"
 
 
-def test_rocrate_existing_targets(analysis: Analysis, tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_rocrate_existing_targets(
+    analysis: Analysis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # An existing non-empty directory is left alone without --force.
     out = tmp_path / "crate"
     out.mkdir()
@@ -376,8 +433,9 @@ def test_rocrate_name_collision_is_a_usage_error(tmp_path: Path) -> None:
 
 def _validate_statement(doc: dict[str, Any]) -> Any:
     """Validate with in-toto-attestation: the Statement wrapper and the SLSA v1 protobuf."""
-    ita = pytest.importorskip("in_toto_attestation.v1.statement",
-                              reason="in-toto-attestation validates statements")
+    ita = pytest.importorskip(
+        "in_toto_attestation.v1.statement", reason="in-toto-attestation validates statements"
+    )
     json_format = pytest.importorskip("google.protobuf.json_format")
     from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
     from in_toto_attestation.v1 import statement_pb2
@@ -398,8 +456,10 @@ def test_intoto_statement_validates(analysis: Analysis, tmp_path: Path) -> None:
     assert pb.type == "https://in-toto.io/Statement/v1"
     assert pb.predicate_type == "https://slsa.dev/provenance/v1"
     subjects = {s.name: s.digest["sha256"] for s in pb.subject}
-    assert subjects == {"hist.h5": hashlib.sha256(b"histograms").hexdigest(),
-                        "notes.txt": hashlib.sha256(b"final notes\n").hexdigest()}
+    assert subjects == {
+        "hist.h5": hashlib.sha256(b"histograms").hexdigest(),
+        "notes.txt": hashlib.sha256(b"final notes\n").hexdigest(),
+    }
     bd = provenance.build_definition
     assert bd.build_type == "urn:capsa:buildtype:replay-steps:v1"
     steps = doc["predicate"]["buildDefinition"]["externalParameters"]["steps"]
@@ -411,8 +471,9 @@ def test_intoto_statement_validates(analysis: Analysis, tmp_path: Path) -> None:
     deps = {d.name: d for d in bd.resolved_dependencies}
     assert deps["images/reco.sif"].digest["sha256"] == analysis.image_digest[7:]
     assert deps["images/reco.sif"].annotations["from"] == "km3net/km3pipe:9.13"
-    assert deps["raw data.h5"].digest["sha256"] == hashlib.sha256(
-        b"\x89HDF\r\n\x1a\nraw").hexdigest()
+    assert (
+        deps["raw data.h5"].digest["sha256"] == hashlib.sha256(b"\x89HDF\r\n\x1a\nraw").hexdigest()
+    )
     assert set(deps) == {"images/reco.sif", "raw data.h5"}
     rd = provenance.run_details
     assert rd.builder.id == "urn:capsa:recorder" and rd.builder.version["capsa"] == "0.1.0"
@@ -422,8 +483,9 @@ def test_intoto_statement_validates(analysis: Analysis, tmp_path: Path) -> None:
     assert rd.metadata.finished_on.ToJsonString() == "2026-11-25T09:00:05Z"
 
 
-def test_intoto_subjects_by_path(analysis: Analysis, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_intoto_subjects_by_path(
+    analysis: Analysis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "s.json"
     assert _run(analysis.bundle, "--in-toto", out, "--subject", "events.h5") == 0
     doc = json.loads(out.read_text())
@@ -515,8 +577,11 @@ def test_prov_json_loads_in_prov(analysis: Analysis, tmp_path: Path) -> None:
     used = [u for u in of(pm.ProvUsage) if u.formal_attributes[0][1] == select.identifier]
     used_labels = {str(doc.get_record(u.formal_attributes[1][1])[0].label) for u in used}
     assert used_labels == {"images/reco.sif", "raw data.h5"}
-    sha = {str(e.label): next(iter(e.get_attribute("capsa:sha256"))) for e in entities
-           if e.get_attribute("capsa:sha256")}
+    sha = {
+        str(e.label): next(iter(e.get_attribute("capsa:sha256")))
+        for e in entities
+        if e.get_attribute("capsa:sha256")
+    }
     assert sha["hist.h5"] == hashlib.sha256(b"histograms").hexdigest()
     persons = [a for a in agents if pm.PROV["Person"] in a.get_asserted_types()]
     assert sorted(str(p.label) for p in persons) == ["A. Physicist", "B. Student"]
@@ -540,11 +605,20 @@ def test_prov_of_a_bundle_without_steps(plain: Path) -> None:
 # -- the command: several exports, bad input -------------------------------------------------
 
 
-def test_all_three_at_once_and_json_report(analysis: Analysis, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_all_three_at_once_and_json_report(
+    analysis: Analysis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     capsys.readouterr()
-    rc = _run(analysis.bundle, "--ro-crate", tmp_path / "c.zip", "--in-toto", tmp_path / "i.json",
-              "--prov", tmp_path / "p.json", "--json")
+    rc = _run(
+        analysis.bundle,
+        "--ro-crate",
+        tmp_path / "c.zip",
+        "--in-toto",
+        tmp_path / "i.json",
+        "--prov",
+        tmp_path / "p.json",
+        "--json",
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert [e["format"] for e in report["exports"]] == ["ro-crate", "in-toto", "prov-json"]
@@ -552,8 +626,9 @@ def test_all_three_at_once_and_json_report(analysis: Analysis, tmp_path: Path,
         assert (tmp_path / name).is_file()
 
 
-def test_existing_file_targets_need_force(analysis: Analysis, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_existing_file_targets_need_force(
+    analysis: Analysis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for flag in ("--in-toto", "--prov"):
         out = tmp_path / f"{flag[2:]}.json"
         out.write_text("precious")
@@ -568,15 +643,23 @@ def test_existing_file_targets_need_force(analysis: Analysis, tmp_path: Path,
 
 def test_nothing_is_written_when_one_target_fails(analysis: Analysis, tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text("precious")
-    rc = _run(analysis.bundle, "--ro-crate", tmp_path / "crate", "--in-toto",
-              tmp_path / "i.json", "--prov", tmp_path / "p.json")
+    rc = _run(
+        analysis.bundle,
+        "--ro-crate",
+        tmp_path / "crate",
+        "--in-toto",
+        tmp_path / "i.json",
+        "--prov",
+        tmp_path / "p.json",
+    )
     assert rc == 8
     assert not (tmp_path / "crate").exists() and not (tmp_path / "i.json").exists()
     assert (tmp_path / "p.json").read_text() == "precious"
 
 
-def test_bad_input_is_one_line_with_its_exit_code(analysis: Analysis, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_one_line_with_its_exit_code(
+    analysis: Analysis, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     junk = tmp_path / "junk.capsa"
     junk.write_bytes(b"this is not a bundle")
     cases = [
@@ -610,9 +693,13 @@ def test_python_api_writers(analysis: Analysis, tmp_path: Path) -> None:
         assert (tmp_path / "p.json").read_bytes() == first  # deterministic
 
 
-@pytest.mark.skipif("export" not in capsa.cli.build_parser().format_help(),
-                    reason="`capsa export` is not wired into capsa.cli yet")
+@pytest.mark.skipif(
+    "export" not in capsa.cli.build_parser().format_help(),
+    reason="`capsa export` is not wired into capsa.cli yet",
+)
 def test_capsa_cli_main_knows_export(analysis: Analysis, tmp_path: Path) -> None:
-    assert capsa.cli.main(["export", str(analysis.bundle), "--prov",
-                           str(tmp_path / "p.json"), "-q"]) == 0
+    assert (
+        capsa.cli.main(["export", str(analysis.bundle), "--prov", str(tmp_path / "p.json"), "-q"])
+        == 0
+    )
     _load_prov((tmp_path / "p.json").read_text())

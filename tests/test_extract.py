@@ -59,26 +59,34 @@ def test_file_modes_restored(bundle: capsa.Bundle, tmp_path: Path) -> None:
         assert stat.S_IMODE((tmp_path / p).stat().st_mode) == 0o644, p
 
 
-def test_extract_subset(bundle: capsa.Bundle, corpus: Corpus, tmp_path: Path,
-                        cli: Callable[..., CliResult]) -> None:
+def test_extract_subset(
+    bundle: capsa.Bundle, corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     r = cli("extract", bundle.path, "analysis/nested", "analysis/noise.bin", "-C", tmp_path, "-q")
     assert r.rc == 0, r.err
-    wanted = ["analysis/nested/copy-of-notes.txt", "analysis/nested/deeper/notes.txt",
-              "analysis/noise.bin"]
+    wanted = [
+        "analysis/nested/copy-of-notes.txt",
+        "analysis/nested/deeper/notes.txt",
+        "analysis/noise.bin",
+    ]
     assert tree(tmp_path) == {p: corpus.data(p) for p in wanted}
 
 
-def test_extract_subset_trailing_slash_and_single_file(bundle: capsa.Bundle, corpus: Corpus,
-                                                        tmp_path: Path) -> None:
+def test_extract_subset_trailing_slash_and_single_file(
+    bundle: capsa.Bundle, corpus: Corpus, tmp_path: Path
+) -> None:
     bundle.extract(tmp_path / "a", ["analysis/nested/"])
-    assert sorted(tree(tmp_path / "a")) == ["analysis/nested/copy-of-notes.txt",
-                                            "analysis/nested/deeper/notes.txt"]
+    assert sorted(tree(tmp_path / "a")) == [
+        "analysis/nested/copy-of-notes.txt",
+        "analysis/nested/deeper/notes.txt",
+    ]
     bundle.extract(tmp_path / "b", ["analysis/run.h5"])
     assert tree(tmp_path / "b") == {"analysis/run.h5": corpus.data("analysis/run.h5")}
 
 
-def test_extract_unknown_path(bundle: capsa.Bundle, tmp_path: Path,
-                              cli: Callable[..., CliResult]) -> None:
+def test_extract_unknown_path(
+    bundle: capsa.Bundle, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     with pytest.raises(NotFoundError):
         bundle.extract(tmp_path / "x", ["analysis/nest"])  # a prefix, but not a path segment
     r = cli("extract", bundle.path, "analysis/run.h5", "missing/file", "-C", tmp_path / "y")
@@ -87,8 +95,9 @@ def test_extract_unknown_path(bundle: capsa.Bundle, tmp_path: Path,
     assert tree(tmp_path) == {}
 
 
-def test_refuses_to_overwrite_without_force(bundle: capsa.Bundle, corpus: Corpus, tmp_path: Path,
-                                            cli: Callable[..., CliResult]) -> None:
+def test_refuses_to_overwrite_without_force(
+    bundle: capsa.Bundle, corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     bundle.extract(tmp_path)
     changed = tmp_path / "analysis/signal.bin"
     changed.write_bytes(b"edited by hand")
@@ -97,8 +106,9 @@ def test_refuses_to_overwrite_without_force(bundle: capsa.Bundle, corpus: Corpus
     before = tree(tmp_path)
     r = cli("extract", bundle.path, "-C", tmp_path)
     assert r.rc == 8
-    assert r.err_lines == [f"capsa: error: {tmp_path}/analysis/bin/run.sh: file exists "
-                           "(use --force to replace it)"]
+    assert r.err_lines == [
+        f"capsa: error: {tmp_path}/analysis/bin/run.sh: file exists (use --force to replace it)"
+    ]
     assert tree(tmp_path) == before  # nothing written: not even the missing file came back
     with pytest.raises(ExistsError):
         bundle.extract(tmp_path, ["analysis/signal.bin"])
@@ -128,7 +138,11 @@ def elsewhere(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("link_at", ["analysis", "analysis/nested", "analysis/nested/deeper"])
 @pytest.mark.parametrize("force", [False, True])
 def test_planted_directory_symlink_is_never_followed(
-    bundle: capsa.Bundle, tmp_path: Path, elsewhere: Path, link_at: str, force: bool,
+    bundle: capsa.Bundle,
+    tmp_path: Path,
+    elsewhere: Path,
+    link_at: str,
+    force: bool,
     cli: Callable[..., CliResult],
 ) -> None:
     target = tmp_path / "target"
@@ -160,8 +174,10 @@ def test_planted_file_symlink_is_replaced_not_followed(
     bundle.extract(target, force=True)
     assert (elsewhere / "victim.txt").read_bytes() == b"do not touch"
     assert not link.is_symlink()
-    assert hashlib.sha256(link.read_bytes()).hexdigest() == \
-        bundle.manifest.files["analysis/noise.bin"].digest[7:]
+    assert (
+        hashlib.sha256(link.read_bytes()).hexdigest()
+        == bundle.manifest.files["analysis/noise.bin"].digest[7:]
+    )
 
 
 def test_dangling_symlink_at_file_name(bundle: capsa.Bundle, tmp_path: Path) -> None:
@@ -227,10 +243,15 @@ def test_crafted_dotdot_manifest_never_escapes(tmp_path: Path) -> None:
     """A bundle whose manifest names '../escape' is refused on open; nothing is written."""
     data = b"payload"
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    man = Manifest(capsa=FORMAT_VERSION,
-                   blobs={digest: Blob(size=len(data), stored_size=len(data), encoding="identity",
-                                       media_type="x/y")},
-                   files={"ok": FileEntry(digest=digest, role="other")})
+    man = Manifest(
+        capsa=FORMAT_VERSION,
+        blobs={
+            digest: Blob(
+                size=len(data), stored_size=len(data), encoding="identity", media_type="x/y"
+            )
+        },
+        files={"ok": FileEntry(digest=digest, role="other")},
+    )
     doc = man.model_dump(mode="json", exclude_none=True)
     doc["files"] = {"../escape": doc["files"]["ok"]}
     raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -250,7 +271,12 @@ def test_crafted_dotdot_manifest_never_escapes(tmp_path: Path) -> None:
 
 def test_extracted_tree_repacks_to_same_bundle(bundle: capsa.Bundle, tmp_path: Path) -> None:
     bundle.extract(tmp_path / "x")
-    r = capsa.pack(tmp_path / "again.capsa", [tmp_path / "x" / "analysis"], title="test corpus",
-                   authors=["A. Tester"], progress=False)
+    r = capsa.pack(
+        tmp_path / "again.capsa",
+        [tmp_path / "x" / "analysis"],
+        title="test corpus",
+        authors=["A. Tester"],
+        progress=False,
+    )
     assert r.path.read_bytes() == bundle.path.read_bytes()
     shutil.rmtree(tmp_path / "x")

@@ -56,8 +56,14 @@ def _run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, 
 
 def _subprocess(*argv: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-    return subprocess.run([sys.executable, "-m", "capsa", *argv], capture_output=True, text=True,
-                          timeout=TIMEOUT, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "capsa", *argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=env,
+        check=False,
+    )
 
 
 def _snapshot(root: Path, skip: Path | None = None) -> dict[str, tuple[int, int, bytes | None]]:
@@ -83,8 +89,11 @@ def _one_error_line(err: str, message: str) -> None:
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): "sha256:" + hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 # -- (a) the generator reproduces the committed bytes ------------------------------------------
@@ -191,8 +200,13 @@ def test_pack_reproduces_identity_only_vectors(name: str, tmp_path: Path) -> Non
         b.extract(src)
         m = b.manifest
     out = tmp_path / "again.capsa"
-    capsa.pack(out, files={p: src / p for p in m.files}, title=m.bundle.title,
-               description=m.bundle.description, created=m.bundle.created)
+    capsa.pack(
+        out,
+        files={p: src / p for p in m.files},
+        title=m.bundle.title,
+        description=m.bundle.description,
+        created=m.bundle.created,
+    )
     assert out.read_bytes() == (BUNDLES / name).read_bytes()
 
 
@@ -258,8 +272,10 @@ def test_path_traversal_vectors_with_unzip_names() -> None:
     """The entry-name vectors really carry the hostile names (an unzip would honour them)."""
     import zipfile
 
-    for name, hostile in [("invalid_path_traversal_name.capsa", "blobs/../../evil"),
-                          ("invalid_absolute_entry_name.capsa", "/tmp/capsa-evil")]:
+    for name, hostile in [
+        ("invalid_path_traversal_name.capsa", "blobs/../../evil"),
+        ("invalid_absolute_entry_name.capsa", "/tmp/capsa-evil"),
+    ]:
         with zipfile.ZipFile(BUNDLES / name) as z:
             assert hostile in z.namelist()
             assert z.testzip() is None  # otherwise a well-formed ZIP: only the name is wrong

@@ -35,10 +35,17 @@ def hdf5(**kw: Any) -> ComparePolicy:
     return ComparePolicy(method="hdf5", **kw)
 
 
-def write_sample(path: Path, *, layout: str = "contiguous", libver: Any = None,
-                 track_order: bool = False, reverse: bool = False, track_times: bool = False,
-                 kid: str | None = None, mutate: Callable[[h5py.File], None] | None = None,
-                 ) -> Path:
+def write_sample(
+    path: Path,
+    *,
+    layout: str = "contiguous",
+    libver: Any = None,
+    track_order: bool = False,
+    reverse: bool = False,
+    track_times: bool = False,
+    kid: str | None = None,
+    mutate: Callable[[h5py.File], None] | None = None,
+) -> Path:
     """A small analysis-like file; ``layout``, ``libver``, ``track_order`` and ``reverse``
     (creation order of links and attributes) change the bytes, never the content."""
     rng = np.random.default_rng(42)
@@ -52,8 +59,13 @@ def write_sample(path: Path, *, layout: str = "contiguous", libver: Any = None,
     opts: dict[str, Any] = {
         "contiguous": {},
         "chunked": {"chunks": True},
-        "gzip": {"chunks": True, "compression": "gzip", "compression_opts": 6, "shuffle": True,
-                 "fletcher32": True},
+        "gzip": {
+            "chunks": True,
+            "compression": "gzip",
+            "compression_opts": 6,
+            "shuffle": True,
+            "fletcher32": True,
+        },
         "odd-chunks": {"compression": "lzf"},
     }[layout]
 
@@ -66,20 +78,41 @@ def write_sample(path: Path, *, layout: str = "contiguous", libver: Any = None,
     with h5py.File(path, "w", **file_kw) as f:
         items: list[tuple[str, Callable[[], None]]] = [
             ("raw", lambda: f.create_group("raw", track_order=track_order)),
-            ("energy", lambda: f.create_dataset("raw/energy", data=energy, track_times=track_times,
-                                                **kw(2))),
-            ("counts", lambda: f.create_dataset("raw/counts", data=counts,
-                                                track_times=track_times, **kw(1))),
-            ("events", lambda: f.create_dataset("events", data=events, track_times=track_times,
-                                                **kw(1))),
-            ("names", lambda: f.create_dataset("names", data=["\u00e9t\u00e9", "beta", ""],
-                                               dtype=h5py.string_dtype(), track_times=track_times)),
+            (
+                "energy",
+                lambda: f.create_dataset(
+                    "raw/energy", data=energy, track_times=track_times, **kw(2)
+                ),
+            ),
+            (
+                "counts",
+                lambda: f.create_dataset(
+                    "raw/counts", data=counts, track_times=track_times, **kw(1)
+                ),
+            ),
+            (
+                "events",
+                lambda: f.create_dataset("events", data=events, track_times=track_times, **kw(1)),
+            ),
+            (
+                "names",
+                lambda: f.create_dataset(
+                    "names",
+                    data=["\u00e9t\u00e9", "beta", ""],
+                    dtype=h5py.string_dtype(),
+                    track_times=track_times,
+                ),
+            ),
             ("scalar", lambda: f.create_dataset("scalar", data=2.5, track_times=track_times)),
         ]
         for _, make in (items[:1] + items[1:][::-1]) if reverse else items:
             make()
-        attrs = [("title", "run 4711"), ("version", np.int16(3)), ("gains", np.arange(4.0)),
-                 ("units", np.bytes_(b"GeV"))]
+        attrs = [
+            ("title", "run 4711"),
+            ("version", np.int16(3)),
+            ("gains", np.arange(4.0)),
+            ("units", np.bytes_(b"GeV")),
+        ]
         for name, value in attrs[::-1] if reverse else attrs:
             f.attrs[name] = value
         f["raw/energy"].attrs["calibrated"] = True
@@ -138,8 +171,12 @@ def test_digest_ignores_layout_and_filters(make: Maker, layout: str) -> None:
 
 def test_digest_ignores_libver_and_creation_order(make: Maker) -> None:
     base = make(libver="earliest")
-    variants = [make(libver="latest"), make(track_order=True),
-                make(reverse=True, track_order=True), make(reverse=True, libver="latest")]
+    variants = [
+        make(libver="latest"),
+        make(track_order=True),
+        make(reverse=True, track_order=True),
+        make(reverse=True, libver="latest"),
+    ]
     for v in variants:
         assert not same_bytes(base, v)
         assert content_digest(v) == content_digest(base), v
@@ -171,15 +208,20 @@ def test_digest_independent_of_block_size(make: Maker, monkeypatch: pytest.Monke
 def _set(path: str, index: Any, value: Any) -> Callable[[h5py.File], None]:
     def m(f: h5py.File) -> None:
         f[path][index] = value
+
     return m
 
 
-def _replace(path: str, data: Callable[[np.ndarray[Any, Any]], Any], **kw: Any,
-             ) -> Callable[[h5py.File], None]:
+def _replace(
+    path: str,
+    data: Callable[[np.ndarray[Any, Any]], Any],
+    **kw: Any,
+) -> Callable[[h5py.File], None]:
     def m(f: h5py.File) -> None:
         old = f[path][...]
         del f[path]
         f.create_dataset(path, data=data(old), **kw)
+
     return m
 
 
@@ -191,8 +233,10 @@ CONTENT_CHANGES: dict[str, Callable[[h5py.File], None]] = {
     "shape": _replace("raw/energy", lambda x: x.reshape(-1)),
     "fixed-length string": _replace("names", lambda x: np.array(x, dtype="S8")),
     "attribute value": lambda f: f.attrs.modify("version", np.int16(4)),
-    "attribute type": lambda f: (f.attrs.__delitem__("version"),
-                                 f.attrs.create("version", 3, dtype="i4")),
+    "attribute type": lambda f: (
+        f.attrs.__delitem__("version"),
+        f.attrs.create("version", 3, dtype="i4"),
+    ),
     "extra attribute": lambda f: f["raw"].attrs.create("note", "x"),
     "extra group": lambda f: f.create_group("raw/empty"),
     "soft link": lambda f: f.__setitem__("latest", h5py.SoftLink("/raw/energy")),
@@ -250,7 +294,8 @@ def test_root_rule_does_not_cover_other_objects(make: Maker) -> None:
     a, b = make(kid="one"), make(kid="two")
     d = diff(a, b, hdf5(ignore_attrs=("/@kid",)))
     assert [(x.path, x.kind, x.detail["attribute"]) for x in d.differences] == [
-        ("/raw/energy", "attribute", "kid")]
+        ("/raw/energy", "attribute", "kid")
+    ]
     assert [x.path for x in d.ignored] == ["/"]
 
 
@@ -282,9 +327,14 @@ def test_diff_reports_structure_and_attributes(make: Maker) -> None:
     d = diff(a, b)
     got = {(x.kind, x.path, x.detail.get("attribute")): x for x in d.differences}
     assert set(got) == {
-        ("missing", "/raw", None), ("extra", "/calib", None), ("dtype", "/scalar", None),
-        ("shape", "/names", None), ("attribute", "/", "title"), ("attribute", "/", "units"),
-        ("attribute", "/", "gains"), ("attribute", "/", "new"),
+        ("missing", "/raw", None),
+        ("extra", "/calib", None),
+        ("dtype", "/scalar", None),
+        ("shape", "/names", None),
+        ("attribute", "/", "title"),
+        ("attribute", "/", "units"),
+        ("attribute", "/", "gains"),
+        ("attribute", "/", "new"),
     }
     assert got["missing", "/raw", None].detail == {"object": "group", "objects_inside": 2}
     assert got["extra", "/calib", None].detail == {"object": "group", "objects_inside": 1}
@@ -324,8 +374,9 @@ def test_diff_kind_and_link_changes(tmp_path: Path) -> None:
 # -- diff: data, streamed block by block -----------------------------------------------------------
 
 
-def _two_files(tmp_path: Path, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any],
-               **kw: Any) -> tuple[Path, Path]:
+def _two_files(
+    tmp_path: Path, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], **kw: Any
+) -> tuple[Path, Path]:
     pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
     with h5py.File(pa, "w") as f:
         f.create_dataset("d", data=a, **kw)
@@ -338,14 +389,20 @@ def _expected(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> dict[str, Any
     ne = a != b
     d = np.abs(a - b)[ne]
     rel = d / np.abs(b[ne])
-    return {"count": int(ne.sum()), "first": [tuple(int(i) for i in ix) for ix in np.argwhere(ne)],
-            "max_abs": float(d.max()), "max_rel": float(rel.max())}
+    return {
+        "count": int(ne.sum()),
+        "first": [tuple(int(i) for i in ix) for ix in np.argwhere(ne)],
+        "max_abs": float(d.max()),
+        "max_rel": float(rel.max()),
+    }
 
 
-@pytest.mark.parametrize("shape,chunks", [((300, 200), None), ((300, 200), (7, 13)),
-                                          ((3, 5, 4000), None)])
-def test_data_differences_across_many_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             shape: tuple[int, ...], chunks: Any) -> None:
+@pytest.mark.parametrize(
+    "shape,chunks", [((300, 200), None), ((300, 200), (7, 13)), ((3, 5, 4000), None)]
+)
+def test_data_differences_across_many_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: tuple[int, ...], chunks: Any
+) -> None:
     rng = np.random.default_rng(1)
     b = rng.normal(10.0, 1.0, size=shape)
     a = b.copy()
@@ -432,8 +489,7 @@ def test_tolerance_applies_to_float_attributes(tmp_path: Path) -> None:
 
 
 def test_compound_fields_and_vlen_strings(tmp_path: Path) -> None:
-    dt = np.dtype([("id", "<i4"), ("e", "<f8"), ("name", h5py.string_dtype()),
-                   ("v", "<f4", (2,))])
+    dt = np.dtype([("id", "<i4"), ("e", "<f8"), ("name", h5py.string_dtype()), ("v", "<f4", (2,))])
     rows = [(i, i * 0.5, f"ev{i}", (i, -i)) for i in range(50)]
     b = np.array(rows, dtype=dt)
     a = b.copy()
@@ -450,8 +506,10 @@ def test_compound_fields_and_vlen_strings(tmp_path: Path) -> None:
     assert content_digest(same_a) == content_digest(pb)
 
     with h5py.File(tmp_path / "fixed.h5", "w") as f:
-        f["d"] = np.array([(r[0], r[1], r[2].encode(), r[3]) for r in rows],
-                          dtype=[("id", "<i4"), ("e", "<f8"), ("name", "S8"), ("v", "<f4", (2,))])
+        f["d"] = np.array(
+            [(r[0], r[1], r[2].encode(), r[3]) for r in rows],
+            dtype=[("id", "<i4"), ("e", "<f8"), ("name", "S8"), ("v", "<f4", (2,))],
+        )
     [y] = diff(tmp_path / "fixed.h5", pb).differences
     assert y.kind == "dtype"  # fixed-length vs variable-length strings
 
@@ -459,8 +517,11 @@ def test_compound_fields_and_vlen_strings(tmp_path: Path) -> None:
 def test_vlen_sequences_and_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def write(path: Path, last: int) -> Path:
         with h5py.File(path, "w") as f:
-            f.create_dataset("seq", data=np.array([np.arange(3.0), np.arange(last, dtype="f8")],
-                                                  dtype=object), dtype=h5py.vlen_dtype("f8"))
+            f.create_dataset(
+                "seq",
+                data=np.array([np.arange(3.0), np.arange(last, dtype="f8")], dtype=object),
+                dtype=h5py.vlen_dtype("f8"),
+            )
             t = f.create_dataset("target", data=[1])
             f.create_dataset("refs", data=[t.ref, h5py.Reference()], dtype=h5py.ref_dtype)
         return path
@@ -514,13 +575,14 @@ def test_diff_of_400_mb_files_stays_in_bounded_memory(tmp_path: Path) -> None:
             d = f.create_dataset("hits", shape=(rows, cols), dtype="f8")
             step = 2500
             for start in range(0, rows, step):
-                block = np.arange(start * cols, (start + step) * cols, dtype="f8").reshape(step,
-                                                                                           cols)
+                block = np.arange(start * cols, (start + step) * cols, dtype="f8").reshape(
+                    step, cols
+                )
                 if changed:
                     for r, c in diffs:
                         if start <= r < start + step:
                             block[r - start, c] += 0.5
-                d[start:start + step] = block
+                d[start : start + step] = block
     child = textwrap.dedent("""
         import json, sys
         from capsa import h5compare
@@ -535,8 +597,12 @@ def test_diff_of_400_mb_files_stays_in_bounded_memory(tmp_path: Path) -> None:
         sys.stderr.buffer.write(p.stderr)
         print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     """)
-    r = subprocess.run([sys.executable, "-c", wrapper, child, str(tmp_path / "a.h5"),
-                        str(tmp_path / "b.h5")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", wrapper, child, str(tmp_path / "a.h5"), str(tmp_path / "b.h5")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.stderr == ""
     *out, rss = r.stdout.strip().splitlines()
     report = json.loads("\n".join(out[:-1]))
@@ -552,8 +618,9 @@ def test_diff_of_400_mb_files_stays_in_bounded_memory(tmp_path: Path) -> None:
 # -- CLI -------------------------------------------------------------------------------------------
 
 
-def test_cli_verdicts_and_exit_codes(make: Maker, tmp_path: Path,
-                                     cli: Callable[..., CliResult]) -> None:
+def test_cli_verdicts_and_exit_codes(
+    make: Maker, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     a, b = make(kid="1"), make(kid="1", layout="gzip")
     r = cli("diff", a, a)
     assert (r.rc, r.out, r.err) == (0, b"identical\n", "")
@@ -564,8 +631,10 @@ def test_cli_verdicts_and_exit_codes(make: Maker, tmp_path: Path,
     assert r.rc == 1 and r.err == ""
     lines = r.out.decode().splitlines()
     assert lines[-1] == "different (3 differences)"
-    assert any(x.startswith("data /raw/energy: 1 of 12000 elements differ (first at (2, 3)); "
-                            "max abs ") for x in lines)
+    assert any(
+        x.startswith("data /raw/energy: 1 of 12000 elements differ (first at (2, 3)); max abs ")
+        for x in lines
+    )
     r = cli("diff", c, a, "--ignore-attr", "*@kid", "-q")
     assert (r.rc, r.out) == (1, b"")
     r = cli("diff", c, a, "--ignore-attr", "*@kid", "--json", "--max-indices", "0")
@@ -575,26 +644,38 @@ def test_cli_verdicts_and_exit_codes(make: Maker, tmp_path: Path,
     [d] = doc["differences"]
     assert set(d) == {"path", "kind", "detail", "summary"}
     assert (d["path"], d["kind"], d["detail"]["count"], d["detail"]["first"]) == (
-        "/raw/energy", "data", 1, [])
+        "/raw/energy",
+        "data",
+        1,
+        [],
+    )
     assert {(i["path"], i["detail"]["attribute"]) for i in doc["ignored"]} == {
-        ("/", "kid"), ("/raw/energy", "kid")}
+        ("/", "kid"),
+        ("/raw/energy", "kid"),
+    }
     out = cli("pack", "-o", tmp_path / "b.capsa", b, "-q")
     assert out.rc == 0
     r = cli("diff", f"{tmp_path / 'b.capsa'}:{b.name}", a)
     assert (r.rc, r.out) == (0, b"equivalent\n")
 
 
-@pytest.mark.parametrize("case,rc", [("text", 3), ("missing", 9), ("dir", 3), ("member", 9),
-                                     ("bad-rtol", 2), ("bad-rule", 2)])
-def test_cli_errors_are_one_line(make: Maker, tmp_path: Path, cli: Callable[..., CliResult],
-                                 case: str, rc: int) -> None:
+@pytest.mark.parametrize(
+    "case,rc",
+    [("text", 3), ("missing", 9), ("dir", 3), ("member", 9), ("bad-rtol", 2), ("bad-rule", 2)],
+)
+def test_cli_errors_are_one_line(
+    make: Maker, tmp_path: Path, cli: Callable[..., CliResult], case: str, rc: int
+) -> None:
     a = make()
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
     capsa.pack(tmp_path / "x.capsa", [a])
     args = {
-        "text": [a, text], "missing": [tmp_path / "nope.h5", a], "dir": [a, tmp_path],
-        "member": [a, f"{tmp_path / 'x.capsa'}:nope.h5"], "bad-rtol": [a, a, "--rtol", "abc"],
+        "text": [a, text],
+        "missing": [tmp_path / "nope.h5", a],
+        "dir": [a, tmp_path],
+        "member": [a, f"{tmp_path / 'x.capsa'}:nope.h5"],
+        "bad-rtol": [a, a, "--rtol", "abc"],
         "bad-rule": [a, a, "--ignore-attr", "kid"],
     }[case]
     r = cli("diff", *args)

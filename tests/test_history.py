@@ -1,4 +1,5 @@
-"""`capsa history` and `capsa show`: lineage oldest first with container IDs, DOT, journal lookup."""
+"""`capsa history` and `capsa show`: lineage oldest first with container IDs, DOT graph,
+journal lookup."""
 
 from __future__ import annotations
 
@@ -24,31 +25,66 @@ def chain(tmp_path: Path) -> dict[str, Path]:
     squash = (SIF / "one-group.sif").read_bytes()[36864:40960]
     img = tmp_path / "reco.sif"
     with img.open("wb") as f:
-        write_sif(f, [SifObject("Deffile", b"Bootstrap: docker\nFrom: km3net/km3pipe:9.13\n"),
-                      SifObject.partition(squash, arch="amd64")])
+        write_sif(
+            f,
+            [
+                SifObject("Deffile", b"Bootstrap: docker\nFrom: km3net/km3pipe:9.13\n"),
+                SifObject.partition(squash, arch="amd64"),
+            ],
+        )
     files = {}
-    for name, content in (("raw.h5", b"raw"), ("events.h5", b"events"), ("hist.h5", b"hist"),
-                          ("other.txt", b"other")):
+    for name, content in (
+        ("raw.h5", b"raw"),
+        ("events.h5", b"events"),
+        ("hist.h5", b"hist"),
+        ("other.txt", b"other"),
+    ):
         (tmp_path / name).write_bytes(content)
         files[name] = tmp_path / name
     d = {k: sha256_file(v) for k, v in files.items()}
     rt = RuntimeInfo(name="bwrap", version="0.8.0")
     steps = [
-        Step(name="select", image=sha256_file(img), argv=("python3", "select.py"), env={"TZ": "UTC"},
-             inputs=(StepFile(path="raw.h5", digest=d["raw.h5"]),),
-             outputs=(StepFile(path="events.h5", digest=d["events.h5"]),), runtime=rt,
-             host=HostInfo(started="2026-11-25T09:00:00Z")),
-        Step(name="unrelated", image=sha256_file(img), argv=("touch", "other.txt"),
-             outputs=(StepFile(path="other.txt", digest=d["other.txt"]),), runtime=rt),
-        Step(name="hist", image=sha256_file(img), argv=("python3", "hist.py"),
-             inputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
-             outputs=(StepFile(path="hist.h5", digest=d["hist.h5"]),), runtime=rt),
+        Step(
+            name="select",
+            image=sha256_file(img),
+            argv=("python3", "select.py"),
+            env={"TZ": "UTC"},
+            inputs=(StepFile(path="raw.h5", digest=d["raw.h5"]),),
+            outputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
+            runtime=rt,
+            host=HostInfo(started="2026-11-25T09:00:00Z"),
+        ),
+        Step(
+            name="unrelated",
+            image=sha256_file(img),
+            argv=("touch", "other.txt"),
+            outputs=(StepFile(path="other.txt", digest=d["other.txt"]),),
+            runtime=rt,
+        ),
+        Step(
+            name="hist",
+            image=sha256_file(img),
+            argv=("python3", "hist.py"),
+            inputs=(StepFile(path="events.h5", digest=d["events.h5"]),),
+            outputs=(StepFile(path="hist.h5", digest=d["hist.h5"]),),
+            runtime=rt,
+        ),
     ]
-    roles = [("raw.h5", "input"), ("events.h5", "intermediate"), ("hist.h5", "output"),
-             ("other.txt", "output"), ("images/*", "image")]
-    b = capsa.pack(tmp_path / "c.capsa", files={**{k: v for k, v in files.items()},
-                                                 "images/reco.sif": img},
-                   steps=steps, roles=roles, title="KM3NeT demo", authors=["A. Physicist"]).path
+    roles = [
+        ("raw.h5", "input"),
+        ("events.h5", "intermediate"),
+        ("hist.h5", "output"),
+        ("other.txt", "output"),
+        ("images/*", "image"),
+    ]
+    b = capsa.pack(
+        tmp_path / "c.capsa",
+        files={**{k: v for k, v in files.items()}, "images/reco.sif": img},
+        steps=steps,
+        roles=roles,
+        title="KM3NeT demo",
+        authors=["A. Physicist"],
+    ).path
     return {"bundle": b, "img": img, **files}
 
 
@@ -91,8 +127,9 @@ def test_history_errors(chain, cli, tmp_path: Path) -> None:  # type: ignore[no-
     assert r.rc == 9 and "no recorded steps" in r.err
 
 
-def test_history_of_a_file_on_disk_via_the_journal(chain, cli, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_history_of_a_file_on_disk_via_the_journal(
+    chain, cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     with capsa.open(chain["bundle"]) as b:
         steps = b.manifest.steps
     j = Journal(tmp_path)

@@ -49,17 +49,22 @@ def test_encrypted_key_needs_the_right_passphrase(tmp_path: Path) -> None:
 def test_key_ids_match_apptainer_and_ssh_keygen(tmp_path: Path) -> None:
     # These are the key ids in the DSSE signature of fixtures/sif/one-group-signed-dsse.sif.
     assert load_public_key(SIF_KEYS / "ed25519-public.pem").keyid == (
-        "SHA256:x6l8ZblpSSXGaPMCzySedWg88BwIFcz8jlPb6el0mFs")
+        "SHA256:x6l8ZblpSSXGaPMCzySedWg88BwIFcz8jlPb6el0mFs"
+    )
     assert load_public_key(SIF_KEYS / "rsa-public.pem").keyid == (
-        "SHA256:BhCwr7qZulYcOMSl2Jt2DuYHxHNnN6th4NdMqR/PGa4")
+        "SHA256:BhCwr7qZulYcOMSl2Jt2DuYHxHNnN6th4NdMqR/PGa4"
+    )
     pub = load_public_key(SIF_KEYS / "ecdsa-public.pem")
     ssh_pub = tmp_path / "k.pub"
-    ssh_pub.write_bytes(pub.key.public_bytes(serialization.Encoding.OpenSSH,
-                                             serialization.PublicFormat.OpenSSH) + b" test\n")
+    ssh_pub.write_bytes(
+        pub.key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        + b" test\n"
+    )
     assert load_public_key(ssh_pub).keyid == pub.keyid
     try:
-        out = subprocess.run(["ssh-keygen", "-l", "-f", str(ssh_pub)], capture_output=True,
-                             text=True, check=True).stdout
+        out = subprocess.run(
+            ["ssh-keygen", "-l", "-f", str(ssh_pub)], capture_output=True, text=True, check=True
+        ).stdout
     except FileNotFoundError:
         pytest.skip("ssh-keygen not installed (Debian: openssh-client)")
     assert out.split()[1] == pub.keyid
@@ -76,9 +81,13 @@ def test_every_supported_algorithm_signs_and_verifies(tmp_path: Path, kind: str)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     # OpenSSH private key files for every algorithm, PEM for the public half.
     priv_path = tmp_path / "id"
-    priv_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,  # type: ignore[attr-defined]
-                                            serialization.PrivateFormat.OpenSSH,
-                                            serialization.NoEncryption()))
+    priv_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,  # type: ignore[attr-defined]
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+    )
     priv = load_private_key(priv_path)
     env = dsse.sign("application/x-test", b"payload", [priv])
     assert env.verify(priv.public) == [True]
@@ -89,19 +98,32 @@ def test_every_supported_algorithm_signs_and_verifies(tmp_path: Path, kind: str)
 def test_weak_and_unsupported_keys_are_refused(tmp_path: Path) -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     p = tmp_path / "weak.pem"
-    p.write_bytes(weak.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
+    p.write_bytes(
+        weak.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     with pytest.raises(SignatureError, match="too weak"):
         load_public_key(p)
     p384 = ec.generate_private_key(ec.SECP384R1())
-    p.write_bytes(p384.public_key().public_bytes(serialization.Encoding.PEM,
-                                                 serialization.PublicFormat.SubjectPublicKeyInfo))
+    p.write_bytes(
+        p384.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     with pytest.raises(SignatureError, match="unsupported key type"):
         load_public_key(p)
 
 
-@pytest.mark.parametrize("content", [b"", b"hello\n", b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-                                     os.urandom(300)])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"hello\n",
+        b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        os.urandom(300),
+    ],
+)
 def test_a_file_that_is_not_a_key(tmp_path: Path, content: bytes) -> None:
     p = tmp_path / "notakey"
     p.write_bytes(content)

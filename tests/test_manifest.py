@@ -18,15 +18,25 @@ def valid() -> dict[str, Any]:
     """A valid manifest as plain JSON data (every default written, as the writer does)."""
     man = m.Manifest(
         capsa=m.FORMAT_VERSION,
-        bundle=m.BundleMeta(title="t",
-                            authors=(m.Author(name="A. Tester", orcid="0000-0002-1825-0097"),),
-                            created="2024-01-02T03:04:05Z"),
-        blobs={D1: m.Blob(size=5, stored_size=5, encoding="identity", media_type="text/plain"),
-               D2: m.Blob(size=9000, stored_size=100, encoding="zstd-seekable",
-                          media_type="application/x-hdf5")},
-        files={"data/a.txt": m.FileEntry(digest=D1, role="input"),
-               "data/copy.txt": m.FileEntry(digest=D1, role="input"),
-               "run.h5": m.FileEntry(digest=D2, role="output", mode="0755")},
+        bundle=m.BundleMeta(
+            title="t",
+            authors=(m.Author(name="A. Tester", orcid="0000-0002-1825-0097"),),
+            created="2024-01-02T03:04:05Z",
+        ),
+        blobs={
+            D1: m.Blob(size=5, stored_size=5, encoding="identity", media_type="text/plain"),
+            D2: m.Blob(
+                size=9000,
+                stored_size=100,
+                encoding="zstd-seekable",
+                media_type="application/x-hdf5",
+            ),
+        },
+        files={
+            "data/a.txt": m.FileEntry(digest=D1, role="input"),
+            "data/copy.txt": m.FileEntry(digest=D1, role="input"),
+            "run.h5": m.FileEntry(digest=D2, role="output", mode="0755"),
+        },
     )
     return man.model_dump(mode="json", exclude_none=True)
 
@@ -57,7 +67,7 @@ def with_files(*paths: str) -> bytes:
 def test_canonical_json_sorted_compact_utf8() -> None:
     assert enc({"b": 1, "a": {"d": [1, 2], "c": "x"}}) == b'{"a":{"c":"x","d":[1,2]},"b":1}'
     assert enc({"é": "ü→"}) == '{"é":"ü→"}'.encode()  # literal UTF-8, not \\u escapes
-    assert enc({"s": "q\"\\\n\t\x01"}) == b'{"s":"q\\"\\\\\\n\\t\\u0001"}'
+    assert enc({"s": 'q"\\\n\t\x01'}) == b'{"s":"q\\"\\\\\\n\\t\\u0001"}'
     assert enc({"z": True, "y": False}) == b'{"y":false,"z":true}'
 
 
@@ -65,8 +75,9 @@ def test_canonical_json_sorts_by_code_point() -> None:
     assert list(json.loads(enc({"b": 1, "B": 2, "é": 3, "a": 4}))) == ["B", "a", "b", "é"]
 
 
-@pytest.mark.parametrize("value", [1.0, 0.5, float("nan"), float("inf"), {"a": [1, 2.5]},
-                                   {"a": {"b": -0.0}}])
+@pytest.mark.parametrize(
+    "value", [1.0, 0.5, float("nan"), float("inf"), {"a": [1, 2.5]}, {"a": {"b": -0.0}}]
+)
 def test_canonical_json_rejects_floats(value: Any) -> None:
     with pytest.raises(ValueError, match="float"):
         enc(value)
@@ -82,8 +93,10 @@ def test_canonical_json_integer_range() -> None:
 
 def test_canonical_json_of_model_omits_none_and_keeps_defaults() -> None:
     data = m.canonical_json(m.Manifest(capsa="1.0"))
-    assert data == (b'{"blobs":{},"bundle":{"authors":[],"description":"","identifiers":[],'
-                    b'"title":""},"capsa":"1.0","files":{},"steps":[]}')
+    assert data == (
+        b'{"blobs":{},"bundle":{"authors":[],"description":"","identifiers":[],'
+        b'"title":""},"capsa":"1.0","files":{},"steps":[]}'
+    )
     assert b"null" not in data and b"created" not in data and b"license" not in data
 
 
@@ -129,13 +142,22 @@ def test_rejects_duplicate_keys_nested() -> None:
         lambda d: d.replace(b'","', b'", "', 1),
         lambda d: d.replace(b'":', b'": ', 1),
         lambda d: json.dumps(json.loads(d), sort_keys=True, indent=1).encode(),
-        lambda d: json.dumps(reverse_keys(json.loads(d)), separators=(",", ":"),
-                             ensure_ascii=False).encode(),
+        lambda d: json.dumps(
+            reverse_keys(json.loads(d)), separators=(",", ":"), ensure_ascii=False
+        ).encode(),
         lambda d: json.dumps(json.loads(d), sort_keys=True, separators=(",", ":")).encode(),
         lambda d: b"\xef\xbb\xbf" + d,
     ],
-    ids=["trailing-newline", "leading-space", "space-after-comma", "space-after-colon",
-         "indented", "unsorted", "ascii-escaped", "bom"],
+    ids=[
+        "trailing-newline",
+        "leading-space",
+        "space-after-comma",
+        "space-after-colon",
+        "indented",
+        "unsorted",
+        "ascii-escaped",
+        "bom",
+    ],
 )
 def test_rejects_non_canonical(mutate: Any) -> None:
     v = valid()
@@ -211,8 +233,15 @@ def test_rejects_wrong_types_strictly() -> None:
 
 @pytest.mark.parametrize(
     "digest",
-    ["sha256:" + "A" * 64, "sha256:" + "1" * 63, "sha256:" + "1" * 65, "sha1:" + "1" * 40,
-     "SHA256:" + "1" * 64, "1" * 64, "sha256:" + "g" * 64],
+    [
+        "sha256:" + "A" * 64,
+        "sha256:" + "1" * 63,
+        "sha256:" + "1" * 65,
+        "sha1:" + "1" * 40,
+        "SHA256:" + "1" * 64,
+        "1" * 64,
+        "sha256:" + "g" * 64,
+    ],
 )
 def test_rejects_bad_digest_pattern(digest: str) -> None:
     v = valid()
@@ -265,16 +294,45 @@ def test_rejects_oversized_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["../x", "a/../b", "a/..", "..", ".", "./a", "a/./b", "/abs", "/", "a//b", "a/", "",
-     "a\\b", "..\\x", "a\x00b", "a\nb", "a\x1fb"],
+    [
+        "../x",
+        "a/../b",
+        "a/..",
+        "..",
+        ".",
+        "./a",
+        "a/./b",
+        "/abs",
+        "/",
+        "a//b",
+        "a/",
+        "",
+        "a\\b",
+        "..\\x",
+        "a\x00b",
+        "a\nb",
+        "a\x1fb",
+    ],
 )
 def test_rejects_unsafe_paths(path: str) -> None:
     with pytest.raises(FormatError, match="invalid manifest"):
         m.parse_manifest(with_files(path))
 
 
-@pytest.mark.parametrize("path", ["a", ".hidden", "..dots", "...", "a.", "x/.git/config",
-                                  "dir/file..txt", "ü/ñ é", "a b/c-d_e+f"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "a",
+        ".hidden",
+        "..dots",
+        "...",
+        "a.",
+        "x/.git/config",
+        "dir/file..txt",
+        "ü/ñ é",
+        "a b/c-d_e+f",
+    ],
+)
 def test_accepts_ordinary_paths(path: str) -> None:
     assert path in m.parse_manifest(with_files(path)).files
 
@@ -286,8 +344,14 @@ def test_rejects_overlong_path() -> None:
 
 @pytest.mark.parametrize(
     "paths",
-    [("a", "a/b"), ("a", "a/b/c"), ("x/a", "x/a/b"),
-     ("a", "a.txt", "a/b"), ("a", "a-b", "a b", "a/b"), ("d/a", "d/a!", "d/a/z")],
+    [
+        ("a", "a/b"),
+        ("a", "a/b/c"),
+        ("x/a", "x/a/b"),
+        ("a", "a.txt", "a/b"),
+        ("a", "a-b", "a b", "a/b"),
+        ("d/a", "d/a!", "d/a/z"),
+    ],
     ids=lambda p: "+".join(p),
 )
 def test_rejects_file_dir_conflict(paths: tuple[str, ...]) -> None:
@@ -340,7 +404,13 @@ def test_model_rejects_newer_version_directly() -> None:
 
 def test_steps_must_reference_listed_image() -> None:
     v = valid()
-    v["steps"] = [{"name": "reco", "image": "sha256:" + "9" * 64, "argv": ["reco"],
-                   "runtime": {"name": "apptainer"}}]
+    v["steps"] = [
+        {
+            "name": "reco",
+            "image": "sha256:" + "9" * 64,
+            "argv": ["reco"],
+            "runtime": {"name": "apptainer"},
+        }
+    ]
     with pytest.raises(FormatError, match="image is not in the bundle"):
         m.parse_manifest(enc(v))

@@ -118,9 +118,11 @@ def test_hdf5_detected_by_signature_not_name(corpus: Corpus, tmp_path: Path) -> 
 def test_explicit_files_mapping_and_roles(corpus: Corpus, tmp_path: Path) -> None:
     r = capsa.pack(
         tmp_path / "m.capsa",
-        files={"in/raw.h5": corpus.files["analysis/run.h5"],
-               "out/signal.bin": corpus.files["analysis/signal.bin"],
-               "README": corpus.files["analysis/nested/deeper/notes.txt"]},
+        files={
+            "in/raw.h5": corpus.files["analysis/run.h5"],
+            "out/signal.bin": corpus.files["analysis/signal.bin"],
+            "README": corpus.files["analysis/nested/deeper/notes.txt"],
+        },
         roles=[("in/*", "input"), ("out/*", "output"), ("*.h5", "image")],
         default_role="intermediate",
         progress=False,
@@ -130,11 +132,17 @@ def test_explicit_files_mapping_and_roles(corpus: Corpus, tmp_path: Path) -> Non
 
 
 def test_metadata(corpus: Corpus, tmp_path: Path) -> None:
-    r = capsa.pack(tmp_path / "m.capsa", [corpus.files["analysis/empty.dat"]], title="Muon run",
-                   description="d",
-                   authors=["A. Physicist", Author(name="B", orcid="0000-0002-1825-0097")],
-                   license="CC-BY-4.0", identifiers=[("doi", "10.5281/zenodo.1")],
-                   created="2024-05-06T07:08:09Z", progress=False)
+    r = capsa.pack(
+        tmp_path / "m.capsa",
+        [corpus.files["analysis/empty.dat"]],
+        title="Muon run",
+        description="d",
+        authors=["A. Physicist", Author(name="B", orcid="0000-0002-1825-0097")],
+        license="CC-BY-4.0",
+        identifiers=[("doi", "10.5281/zenodo.1")],
+        created="2024-05-06T07:08:09Z",
+        progress=False,
+    )
     meta = r.manifest.bundle
     assert meta.title == "Muon run" and meta.license == "CC-BY-4.0"
     assert [a.name for a in meta.authors] == ["A. Physicist", "B"]
@@ -208,8 +216,9 @@ def test_tiny_file_is_identity(tmp_path: Path) -> None:
 # -- determinism -------------------------------------------------------------------------------
 
 
-def test_same_inputs_same_bytes_despite_mtimes(corpus_copy: Corpus, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_inputs_same_bytes_despite_mtimes(
+    corpus_copy: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     a, b = tmp_path / "a.capsa", tmp_path / "b.capsa"
     capsa.pack(a, [corpus_copy.root], progress=False)
@@ -221,7 +230,9 @@ def test_same_inputs_same_bytes_despite_mtimes(corpus_copy: Corpus, tmp_path: Pa
 
 
 def test_same_bytes_whatever_the_input_order_and_cwd(
-    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult],
+    corpus: Corpus,
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
@@ -236,8 +247,17 @@ def test_same_bytes_whatever_the_input_order_and_cwd(
     monkeypatch.chdir(tmp_path)
     assert cli("pack", corpus.root / "noise.bin", f"{script.parent}/", "-o", outs[3], "-q").rc == 0
     monkeypatch.chdir("/")
-    assert cli("pack", str(corpus.root / "bin" / ".." / "noise.bin"), script.parent,
-               "-o", outs[4], "-q").rc == 0
+    assert (
+        cli(
+            "pack",
+            str(corpus.root / "bin" / ".." / "noise.bin"),
+            script.parent,
+            "-o",
+            outs[4],
+            "-q",
+        ).rc
+        == 0
+    )
     first = outs[0].read_bytes()
     for o in outs[1:]:
         assert o.read_bytes() == first, o
@@ -246,14 +266,17 @@ def test_same_bytes_whatever_the_input_order_and_cwd(
 
 
 def test_same_bytes_in_another_process_and_cwd(
-    corpus: Corpus, tmp_path: Path, run_capsa: Callable[..., object],
+    corpus: Corpus,
+    tmp_path: Path,
+    run_capsa: Callable[..., object],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     here = capsa.pack(tmp_path / "here.capsa", [corpus.root], progress=False)
     env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
-    r = run_capsa("pack", "analysis", "-o", tmp_path / "there.capsa", cwd=corpus.root.parent,
-                  env=env)
+    r = run_capsa(
+        "pack", "analysis", "-o", tmp_path / "there.capsa", cwd=corpus.root.parent, env=env
+    )
     assert r.returncode == 0, r.stderr  # type: ignore[attr-defined]
     assert (tmp_path / "there.capsa").read_bytes() == here.path.read_bytes()
 
@@ -266,8 +289,9 @@ def test_no_clock_without_source_date_epoch(bundle: capsa.Bundle) -> None:
         assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
-def test_source_date_epoch_sets_created(corpus: Corpus, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_source_date_epoch_sets_created(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     a = capsa.pack(tmp_path / "a.capsa", [corpus.root], progress=False)
     assert a.manifest.bundle.created == "2023-11-14T22:13:20Z"
@@ -275,16 +299,18 @@ def test_source_date_epoch_sets_created(corpus: Corpus, tmp_path: Path,
     b = capsa.pack(tmp_path / "b.capsa", [corpus.root], progress=False)
     assert b.manifest.bundle.created == "1970-01-01T00:00:00Z"
     # an explicit time wins over the environment
-    c = capsa.pack(tmp_path / "c.capsa", [corpus.root], created="2020-02-02T02:02:02Z",
-                   progress=False)
+    c = capsa.pack(
+        tmp_path / "c.capsa", [corpus.root], created="2020-02-02T02:02:02Z", progress=False
+    )
     assert c.manifest.bundle.created == "2020-02-02T02:02:02Z"
     # only the manifest differs: blobs are the same bytes
     assert a.manifest.blobs == b.manifest.blobs and a.bundle_id != b.bundle_id
 
 
 @pytest.mark.parametrize("value", ["yesterday", "1.5", "9" * 30])
-def test_bad_source_date_epoch_is_usage_error(corpus: Corpus, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+def test_bad_source_date_epoch_is_usage_error(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
     with pytest.raises(UsageError):
         capsa.pack(tmp_path / "a.capsa", [corpus.root], progress=False)
@@ -292,10 +318,12 @@ def test_bad_source_date_epoch_is_usage_error(corpus: Corpus, tmp_path: Path,
 
 
 def test_level_changes_bytes_not_content(corpus: Corpus, tmp_path: Path) -> None:
-    a = capsa.pack(tmp_path / "a.capsa", [corpus.files["analysis/signal.bin"]], level=1,
-                   progress=False)
-    b = capsa.pack(tmp_path / "b.capsa", [corpus.files["analysis/signal.bin"]], level=19,
-                   progress=False)
+    a = capsa.pack(
+        tmp_path / "a.capsa", [corpus.files["analysis/signal.bin"]], level=1, progress=False
+    )
+    b = capsa.pack(
+        tmp_path / "b.capsa", [corpus.files["analysis/signal.bin"]], level=19, progress=False
+    )
     assert a.manifest.files == b.manifest.files
     assert a.path.read_bytes() != b.path.read_bytes()
 
@@ -322,13 +350,17 @@ def test_two_inputs_same_bundle_path(corpus: Corpus, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="same bundle path"):
         capsa.pack(tmp_path / "x.capsa", [corpus.files["analysis/noise.bin"], other / "noise.bin"])
     with pytest.raises(UsageError, match="given twice"):
-        capsa.pack(tmp_path / "x.capsa", [corpus.files["analysis/noise.bin"]],
-                   files={"noise.bin": other / "noise.bin"})
+        capsa.pack(
+            tmp_path / "x.capsa",
+            [corpus.files["analysis/noise.bin"]],
+            files={"noise.bin": other / "noise.bin"},
+        )
 
 
 @pytest.mark.parametrize("logical", ["../up", "a/./b", "a\\b", "new\nline", "/abs", "a//b", ""])
-def test_invalid_bundle_path_refused_before_writing(corpus: Corpus, tmp_path: Path,
-                                                   logical: str) -> None:
+def test_invalid_bundle_path_refused_before_writing(
+    corpus: Corpus, tmp_path: Path, logical: str
+) -> None:
     with pytest.raises(UsageError, match="not a valid bundle path"):
         capsa.pack(tmp_path / "x.capsa", files={logical: corpus.files["analysis/noise.bin"]})
     assert listing(tmp_path) == []
@@ -344,11 +376,13 @@ def test_file_name_with_control_character_is_usage_error(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("names", [("a", "a/b"), ("a", "a.txt", "a/b")])
-def test_file_and_directory_conflict_refused(corpus: Corpus, tmp_path: Path,
-                                             names: tuple[str, ...]) -> None:
+def test_file_and_directory_conflict_refused(
+    corpus: Corpus, tmp_path: Path, names: tuple[str, ...]
+) -> None:
     with pytest.raises(UsageError, match="both a file and a directory"):
-        capsa.pack(tmp_path / "x.capsa",
-                   files={n: corpus.files["analysis/empty.dat"] for n in names})
+        capsa.pack(
+            tmp_path / "x.capsa", files={n: corpus.files["analysis/empty.dat"] for n in names}
+        )
     assert listing(tmp_path) == []
 
 
@@ -370,8 +404,9 @@ def test_special_file_refused(tmp_path: Path) -> None:
 # -- pack safety: destination untouched, nothing left behind ----------------------------------
 
 
-def test_existing_output_is_not_replaced(corpus: Corpus, tmp_path: Path,
-                                         cli: Callable[..., CliResult]) -> None:
+def test_existing_output_is_not_replaced(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     out = tmp_path / "out.capsa"
     out.write_bytes(b"precious")
     os.utime(out, (1, 1))
@@ -406,13 +441,15 @@ def test_force_replaces(corpus: Corpus, tmp_path: Path, cli: Callable[..., CliRe
     assert listing(tmp_path) == ["out.capsa"]
 
 
-def test_missing_input_after_valid_ones(corpus: Corpus, tmp_path: Path,
-                                        cli: Callable[..., CliResult]) -> None:
+def test_missing_input_after_valid_ones(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     missing = tmp_path / "no-such-file.h5"
-    r = cli("pack", corpus.root, corpus.files["analysis/noise.bin"], missing, "-o",
-            out_dir / "b.capsa")
+    r = cli(
+        "pack", corpus.root, corpus.files["analysis/noise.bin"], missing, "-o", out_dir / "b.capsa"
+    )
     assert r.rc == 9
     assert r.err_lines == [f"capsa: error: {missing}: no such file or directory"]
     assert r.out == b""
@@ -440,9 +477,12 @@ class _FailOn:
         monkeypatch.setattr(pack_mod._Packer, "add_file", add_file)
 
 
-def test_file_vanishing_midway_leaves_nothing(corpus_copy: Corpus, tmp_path: Path,
-                                             cli: Callable[..., CliResult],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_vanishing_midway_leaves_nothing(
+    corpus_copy: Corpus,
+    tmp_path: Path,
+    cli: Callable[..., CliResult],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     hook = _FailOn("analysis/signal.bin", lambda p: p.unlink(), out_dir)
@@ -454,9 +494,9 @@ def test_file_vanishing_midway_leaves_nothing(corpus_copy: Corpus, tmp_path: Pat
     assert listing(out_dir) == []
 
 
-def test_unreadable_file_midway_leaves_nothing(corpus: Corpus, tmp_path: Path,
-                                              cli: Callable[..., CliResult],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_file_midway_leaves_nothing(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Permission denied while packing (simulated: root reads anything) is an I/O error."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -475,8 +515,9 @@ def test_unreadable_file_midway_leaves_nothing(corpus: Corpus, tmp_path: Path,
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read a chmod 000 file")
-def test_unreadable_file_real(corpus_copy: Corpus, tmp_path: Path,
-                              cli: Callable[..., CliResult]) -> None:
+def test_unreadable_file_real(
+    corpus_copy: Corpus, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     victim = corpus_copy.files["analysis/signal.bin"]
@@ -490,9 +531,9 @@ def test_unreadable_file_real(corpus_copy: Corpus, tmp_path: Path,
     assert listing(out_dir) == []
 
 
-def test_disk_full_is_not_blamed_on_an_input(corpus: Corpus, tmp_path: Path,
-                                             cli: Callable[..., CliResult],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_is_not_blamed_on_an_input(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     calls = 0
@@ -512,8 +553,9 @@ def test_disk_full_is_not_blamed_on_an_input(corpus: Corpus, tmp_path: Path,
     assert listing(out_dir) == []
 
 
-def test_keyboard_interrupt_midway_leaves_nothing(corpus: Corpus, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyboard_interrupt_midway_leaves_nothing(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     calls = 0
@@ -534,9 +576,9 @@ def test_keyboard_interrupt_midway_leaves_nothing(corpus: Corpus, tmp_path: Path
     assert listing(out_dir) == []
 
 
-def test_keyboard_interrupt_cli_exit_130(corpus: Corpus, tmp_path: Path,
-                                         cli: Callable[..., CliResult],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keyboard_interrupt_cli_exit_130(
+    corpus: Corpus, tmp_path: Path, cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def interrupt(frame: bytes) -> int:
         raise KeyboardInterrupt
 
@@ -547,8 +589,9 @@ def test_keyboard_interrupt_cli_exit_130(corpus: Corpus, tmp_path: Path,
     assert listing(tmp_path) == []
 
 
-def test_file_growing_while_packed(corpus_copy: Corpus, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_growing_while_packed(
+    corpus_copy: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     victim = corpus_copy.files["analysis/noise.bin"]
     real = pack_mod._Packer._sample
 

@@ -53,8 +53,23 @@ def _run(cli: Callable[..., CliResult], img: Path, *args: str) -> CliResult:
 
 
 def test_records_a_real_h5py_step(project: Path, analysis: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    r = _run(cli, analysis, "--name", "double", "--input", "raw.txt", "--input", "double.py",
-             "--output", "out.h5", "--", "python3", "double.py", "raw.txt", "out.h5")
+    r = _run(
+        cli,
+        analysis,
+        "--name",
+        "double",
+        "--input",
+        "raw.txt",
+        "--input",
+        "double.py",
+        "--output",
+        "out.h5",
+        "--",
+        "python3",
+        "double.py",
+        "raw.txt",
+        "out.h5",
+    )
     assert r.rc == 0, r.err
     with h5py.File(project / "out.h5") as f:
         assert list(f["values"][:]) == [2.0, 4.0, 6.0]
@@ -72,7 +87,9 @@ def test_records_a_real_h5py_step(project: Path, analysis: Path, cli) -> None:  
     assert entry.image_path == str(analysis)
 
 
-def test_failing_command_is_recorded_and_its_code_returned(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_failing_command_is_recorded_and_its_code_returned(
+    project: Path, busybox: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
     r = _run(cli, busybox, "--name", "bad", "--", "sh", "-c", "echo broken >&2; exit 42")
     assert r.rc == 42
     (entry,) = Journal(project).entries()
@@ -111,8 +128,9 @@ def test_not_an_image(project: Path, cli) -> None:  # type: ignore[no-untyped-de
     assert r.rc == 9 and len(r.err_lines) == 1
 
 
-def test_interrupted_step_leaves_the_journal_intact(project: Path, busybox: Path, cli,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_interrupted_step_leaves_the_journal_intact(
+    project: Path, busybox: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     assert _run(cli, busybox, "--name", "one", "--", "true").rc == 0
     from capsa.runtime import bwrap
 
@@ -133,15 +151,65 @@ def test_step_names_are_unique(project: Path, busybox: Path, cli) -> None:  # ty
     assert r.rc == 2 and "already recorded" in r.err
 
 
-def test_log_and_pack_from_journal_take_exactly_the_lineage(project: Path, analysis: Path,
-                                                            busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    assert _run(cli, busybox, "--name", "prep", "--input", "raw.txt", "--output", "clean.txt",
-                "--", "sh", "-c", "grep -v '^#' raw.txt > clean.txt").rc == 0
-    assert _run(cli, analysis, "--name", "double", "--input", "clean.txt", "--input", "double.py",
-                "--output", "out.h5", "--compare", "hdf5", "--ignore-attr", "*@kid",
-                "--", "python3", "double.py", "clean.txt", "out.h5").rc == 0
-    assert _run(cli, busybox, "--name", "unrelated", "--output", "other.txt", "--",
-                "sh", "-c", "echo x > other.txt").rc == 0
+def test_log_and_pack_from_journal_take_exactly_the_lineage(
+    project: Path, analysis: Path, busybox: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        _run(
+            cli,
+            busybox,
+            "--name",
+            "prep",
+            "--input",
+            "raw.txt",
+            "--output",
+            "clean.txt",
+            "--",
+            "sh",
+            "-c",
+            "grep -v '^#' raw.txt > clean.txt",
+        ).rc
+        == 0
+    )
+    assert (
+        _run(
+            cli,
+            analysis,
+            "--name",
+            "double",
+            "--input",
+            "clean.txt",
+            "--input",
+            "double.py",
+            "--output",
+            "out.h5",
+            "--compare",
+            "hdf5",
+            "--ignore-attr",
+            "*@kid",
+            "--",
+            "python3",
+            "double.py",
+            "clean.txt",
+            "out.h5",
+        ).rc
+        == 0
+    )
+    assert (
+        _run(
+            cli,
+            busybox,
+            "--name",
+            "unrelated",
+            "--output",
+            "other.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo x > other.txt",
+        ).rc
+        == 0
+    )
     r = cli("log", "--json")
     assert [e["step"]["name"] for e in json.loads(r.out)] == ["prep", "double", "unrelated"]
     assert "prep" in cli("log").out.decode()
@@ -179,26 +247,58 @@ def test_pack_from_journal_without_records(project: Path, cli) -> None:  # type:
     assert r.rc == 9 and "no recorded steps" in r.err
 
 
-def test_source_date_epoch_reaches_the_step(project: Path, busybox: Path, cli,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_source_date_epoch_reaches_the_step(
+    project: Path, busybox: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    assert _run(cli, busybox, "--env", "FOO=bar", "--", "sh", "-c",
-                "echo $SOURCE_DATE_EPOCH $FOO $HOME > env.txt").rc == 0
+    assert (
+        _run(
+            cli,
+            busybox,
+            "--env",
+            "FOO=bar",
+            "--",
+            "sh",
+            "-c",
+            "echo $SOURCE_DATE_EPOCH $FOO $HOME > env.txt",
+        ).rc
+        == 0
+    )
     assert (project / "env.txt").read_text() == "1700000000 bar /home/capsa\n"
     assert os.environ["SOURCE_DATE_EPOCH"] == "1700000000"
 
 
-CTAPIPE_LOG = ('[{"activity_name": "ctapipe-process", "activity_uuid": "7f1c", "start": {}, '
-               '"stop": {}, "system": {}, "input": [], "output": [], "config": {}}]')
-KM3PIPE_LOG = ('[{"uuid": "a1b2", "name": "km3pipe.Pipeline", "start": {}, "stop": {}, '
-               '"input": [{"url": "raw.h5"}], "output": [], "parameters": []}]')
+CTAPIPE_LOG = (
+    '[{"activity_name": "ctapipe-process", "activity_uuid": "7f1c", "start": {}, '
+    '"stop": {}, "system": {}, "input": [], "output": [], "config": {}}]'
+)
+KM3PIPE_LOG = (
+    '[{"uuid": "a1b2", "name": "km3pipe.Pipeline", "start": {}, "stop": {}, '
+    '"input": [{"url": "raw.h5"}], "output": [], "parameters": []}]'
+)
 
 
 def test_tool_provenance_is_attached_and_packed(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    script = (f"echo '{CTAPIPE_LOG}' > cta.provenance.log; echo '{KM3PIPE_LOG}' > run.prov.json; "
-              "echo 1 > o.txt")
-    r = _run(cli, busybox, "--name", "tool", "--output", "o.txt", "--provenance", "cta.provenance.log",
-             "--provenance", "run.prov.json", "--", "sh", "-c", script)
+    script = (
+        f"echo '{CTAPIPE_LOG}' > cta.provenance.log; echo '{KM3PIPE_LOG}' > run.prov.json; "
+        "echo 1 > o.txt"
+    )
+    r = _run(
+        cli,
+        busybox,
+        "--name",
+        "tool",
+        "--output",
+        "o.txt",
+        "--provenance",
+        "cta.provenance.log",
+        "--provenance",
+        "run.prov.json",
+        "--",
+        "sh",
+        "-c",
+        script,
+    )
     assert r.rc == 0, r.err
     (entry,) = Journal(project).entries()
     recs = {p.path: p for p in entry.step.provenance}
@@ -211,9 +311,21 @@ def test_tool_provenance_is_attached_and_packed(project: Path, busybox: Path, cl
         assert b.manifest.files["provenance/tool/cta.provenance.log"].role == "other"
 
 
-def test_malformed_provenance_is_one_line_and_the_step_is_still_recorded(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    r = _run(cli, busybox, "--name", "tool", "--provenance", "bad.json", "--",
-             "sh", "-c", "echo 'not json {' > bad.json")
+def test_malformed_provenance_is_one_line_and_the_step_is_still_recorded(
+    project: Path, busybox: Path, cli
+) -> None:  # type: ignore[no-untyped-def]
+    r = _run(
+        cli,
+        busybox,
+        "--name",
+        "tool",
+        "--provenance",
+        "bad.json",
+        "--",
+        "sh",
+        "-c",
+        "echo 'not json {' > bad.json",
+    )
     assert r.rc == 3 and len(r.err_lines) == 1 and "malformed provenance file" in r.err
     assert "recorded without it" in r.err
     (entry,) = Journal(project).entries()

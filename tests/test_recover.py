@@ -44,14 +44,21 @@ def _det(label: str, n: int) -> bytes:
 
 
 def _recover(bundle: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["sh", str(RECOVER), str(bundle), str(out)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["sh", str(RECOVER), str(bundle), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _make_tree(src: Path) -> dict[str, bytes]:
     """A realistic analysis directory; returns {path relative to src: content}."""
-    lines = b"".join(b"event %08d energy %6d GeV hits %4d\n" % (i, (i * 7919) % 100000, i % 977)
-                     for i in range(90_000))  # ~3.8 MiB of compressible text: 4 frames
+    lines = b"".join(
+        b"event %08d energy %6d GeV hits %4d\n" % (i, (i * 7919) % 100000, i % 977)
+        for i in range(90_000)
+    )  # ~3.8 MiB of compressible text: 4 frames
     files = {
         "raw/run0001.txt": lines,
         "raw/noise.bin": _det("noise", 3 * MiB // 2),  # incompressible: stored as identity
@@ -78,8 +85,11 @@ def test_recover_reproduces_every_file(tmp_path: Path) -> None:
     with capsa.open(bundle) as b:
         m = b.manifest
         encodings = {b2.encoding for b2 in m.blobs.values()}
-        frames = max(b.seek_index(bl, b.blob_entry(d)[1], d).frames
-                     for d, bl in m.blobs.items() if bl.encoding == "zstd-seekable")
+        frames = max(
+            b.seek_index(bl, b.blob_entry(d)[1], d).frames
+            for d, bl in m.blobs.items()
+            if bl.encoding == "zstd-seekable"
+        )
     # The test is only as good as its inputs: both encodings, a multi-frame blob, a shared blob.
     assert encodings == {"identity", "zstd-seekable"}
     assert frames >= 3
@@ -89,8 +99,11 @@ def test_recover_reproduces_every_file(tmp_path: Path) -> None:
     r = _recover(bundle, out)
     assert r.returncode == 0, r.stderr
     assert f"recovered {len(originals)} files" in r.stdout
-    recovered = {p.relative_to(out / src.name).as_posix(): p.read_bytes()
-                 for p in (out / src.name).rglob("*") if p.is_file()}
+    recovered = {
+        p.relative_to(out / src.name).as_posix(): p.read_bytes()
+        for p in (out / src.name).rglob("*")
+        if p.is_file()
+    }
     assert sorted(recovered) == sorted(originals)
     for rel, data in originals.items():
         assert recovered[rel] == data, rel
@@ -110,18 +123,21 @@ def test_recover_fails_on_digest_mismatch(tmp_path: Path) -> None:
     assert (out / "README.txt").is_file()
 
 
-@pytest.mark.parametrize("name", [
-    "invalid_manifest_path_traversal.capsa",
-    "invalid_absolute_path.capsa",
-    "invalid_missing_blob.capsa",
-    "invalid_declared_size_lie.capsa",
-    "invalid_duplicate_entry.capsa",
-    "invalid_crc_mismatch_manifest.capsa",
-    "invalid_bad_magic.capsa",
-    "invalid_truncated_file.capsa",
-    "invalid_not_zip.capsa",
-    "invalid_empty_file.capsa",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "invalid_manifest_path_traversal.capsa",
+        "invalid_absolute_path.capsa",
+        "invalid_missing_blob.capsa",
+        "invalid_declared_size_lie.capsa",
+        "invalid_duplicate_entry.capsa",
+        "invalid_crc_mismatch_manifest.capsa",
+        "invalid_bad_magic.capsa",
+        "invalid_truncated_file.capsa",
+        "invalid_not_zip.capsa",
+        "invalid_empty_file.capsa",
+    ],
+)
 def test_recover_fails_and_stays_inside(name: str, tmp_path: Path) -> None:
     parent = tmp_path / "parent"
     parent.mkdir()
@@ -130,8 +146,11 @@ def test_recover_fails_and_stays_inside(name: str, tmp_path: Path) -> None:
     r = _recover(BUNDLES / name, parent / "out")
     assert r.returncode != 0, r.stdout
     assert "recover.sh: " in r.stderr
-    outside = sorted(p.relative_to(parent).as_posix() for p in parent.rglob("*")
-                     if not p.is_relative_to(parent / "out"))
+    outside = sorted(
+        p.relative_to(parent).as_posix()
+        for p in parent.rglob("*")
+        if not p.is_relative_to(parent / "out")
+    )
     assert outside == ["out"] or outside == []
     assert evil.exists() == evil_existed
 

@@ -90,20 +90,92 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         return CliResult(main([str(a) for a in args]), b"", "")
 
     try:
-        _run(cli, analysis, "--name", "select", "--input", "select.py", "--output", "events.h5",
-             "--", "python3", "select.py")
-        _run(cli, analysis, "--name", "km3", "--input", "km3.py", "--input", "events.h5",
-             "--output", "summary.h5", "--compare", "hdf5", "--ignore-attr", "/@kid",
-             "--", "python3", "km3.py", "summary.h5")
-        _run(cli, analysis, "--name", "km3-strict", "--input", "km3.py", "--input", "events.h5",
-             "--output", "strict.h5", "--", "python3", "km3.py", "strict.h5")
-        _run(cli, analysis, "--name", "physics", "--input", "physics.py", "--input", "events.h5",
-             "--output", "physics-value.h5", "--", "python3", "physics.py", "value")
+        _run(
+            cli,
+            analysis,
+            "--name",
+            "select",
+            "--input",
+            "select.py",
+            "--output",
+            "events.h5",
+            "--",
+            "python3",
+            "select.py",
+        )
+        _run(
+            cli,
+            analysis,
+            "--name",
+            "km3",
+            "--input",
+            "km3.py",
+            "--input",
+            "events.h5",
+            "--output",
+            "summary.h5",
+            "--compare",
+            "hdf5",
+            "--ignore-attr",
+            "/@kid",
+            "--",
+            "python3",
+            "km3.py",
+            "summary.h5",
+        )
+        _run(
+            cli,
+            analysis,
+            "--name",
+            "km3-strict",
+            "--input",
+            "km3.py",
+            "--input",
+            "events.h5",
+            "--output",
+            "strict.h5",
+            "--",
+            "python3",
+            "km3.py",
+            "strict.h5",
+        )
+        _run(
+            cli,
+            analysis,
+            "--name",
+            "physics",
+            "--input",
+            "physics.py",
+            "--input",
+            "events.h5",
+            "--output",
+            "physics-value.h5",
+            "--",
+            "python3",
+            "physics.py",
+            "value",
+        )
         for mode in ("fail", "forget", "sleep"):
-            _run(cli, analysis, "--name", mode, "--input", "physics.py", "--input", "events.h5",
-                 "--output", f"physics-{mode}.h5", "--", "python3", "physics.py", mode)
-        assert main(["pack", "-q", "-o", str(d / "ana.capsa"), "--from-journal",
-                     "--sign", str(priv)]) == 0
+            _run(
+                cli,
+                analysis,
+                "--name",
+                mode,
+                "--input",
+                "physics.py",
+                "--input",
+                "events.h5",
+                "--output",
+                f"physics-{mode}.h5",
+                "--",
+                "python3",
+                "physics.py",
+                mode,
+            )
+        assert (
+            main(["pack", "-q", "-o", str(d / "ana.capsa"), "--from-journal", "--sign", str(priv)])
+            == 0
+        )
     finally:
         mp.undo()
         assert Path.cwd() == cwd
@@ -111,13 +183,22 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def replay_cli(cli: Callable[..., CliResult], recorded: dict[str, Path],
-               monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, dict, str]]:  # type: ignore[type-arg]
+def replay_cli(
+    cli: Callable[..., CliResult], recorded: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, dict, str]]:  # type: ignore[type-arg]
     monkeypatch.setenv("CAPSA_CACHE", str(recorded["cache"]))
 
     def run(*args: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
-        r = cli("replay", str(recorded["bundle"]), "--runtime", "bwrap", "--key",
-                str(recorded["pub"]), "--json", *args)
+        r = cli(
+            "replay",
+            str(recorded["bundle"]),
+            "--runtime",
+            "bwrap",
+            "--key",
+            str(recorded["pub"]),
+            "--json",
+            *args,
+        )
         doc = json.loads(r.out) if r.out.strip().startswith(b"{") else {}
         return r.rc, doc, r.err
 
@@ -165,8 +246,9 @@ def test_one_changed_physics_value_names_dataset_and_index(replay_cli) -> None: 
 
 
 def test_failed_missing_and_timeout_steps(replay_cli) -> None:  # type: ignore[no-untyped-def]
-    rc, doc, _ = replay_cli("--step", "fail", "--step", "forget", "--step", "sleep",
-                            "--isolated", "--timeout", "5")
+    rc, doc, _ = replay_cli(
+        "--step", "fail", "--step", "forget", "--step", "sleep", "--isolated", "--timeout", "5"
+    )
     assert rc == 1
     steps = _steps(doc)
     assert steps["fail"]["status"] == "failed" and steps["fail"]["exit_code"] == 3
@@ -198,15 +280,16 @@ def test_signature_policy(cli, recorded, tmp_path: Path) -> None:  # type: ignor
     b = str(recorded["bundle"])
     r = cli("replay", b, "--runtime", "bwrap")
     assert r.rc == 2 and "--allow-unsigned" in r.err and len(r.err_lines) == 1
-    _, other, _ = keygen(tmp_path / "mallory")
+    keygen(tmp_path / "mallory")
     r = cli("replay", b, "--runtime", "bwrap", "--key", str(tmp_path / "mallory.pub"))
     assert r.rc == 5 and "refusing to replay" in r.err
 
 
 def test_signed_attestation(replay_cli, recorded, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "att.json"
-    rc, doc, _ = replay_cli("--step", "select", "--attest", str(recorded["priv"]),
-                            "--attest-output", str(out))
+    rc, doc, _ = replay_cli(
+        "--step", "select", "--attest", str(recorded["priv"]), "--attest-output", str(out)
+    )
     assert rc == 0
     env = dsse.parse_envelope(out.read_bytes(), where="att")
     assert env.payload_type == "application/vnd.in-toto+json"
@@ -216,16 +299,22 @@ def test_signed_attestation(replay_cli, recorded, tmp_path: Path) -> None:  # ty
     assert statement["subject"][0]["digest"]["sha256"] == doc["bundle_id"][7:]
     assert statement["predicate"]["ok"] is True
     assert base64  # envelope payload is base64 in the file
-    rc, _, err = replay_cli("--step", "select", "--attest", str(recorded["priv"]),
-                            "--attest-output", str(out))
+    rc, _, err = replay_cli(
+        "--step", "select", "--attest", str(recorded["priv"]), "--attest-output", str(out)
+    )
     assert rc == 8 and "exists" in err
 
 
 def _bundle_with_step(tmp_path: Path, sif: Path, argv: tuple[str, ...] = ("true",)) -> Path:
     from capsa.digest import sha256_file
 
-    step = Step(name="s", image=sha256_file(sif), argv=argv, env={"PATH": "/bin"},
-                runtime=RuntimeInfo(name="bwrap"))
+    step = Step(
+        name="s",
+        image=sha256_file(sif),
+        argv=argv,
+        env={"PATH": "/bin"},
+        runtime=RuntimeInfo(name="bwrap"),
+    )
     return capsa.pack(tmp_path / "s.capsa", files={"images/x.sif": sif}, steps=[step]).path
 
 
@@ -238,7 +327,9 @@ def test_bundle_without_steps_and_unknown_step(cli, recorded, tmp_path: Path) ->
     assert r.rc == 2 and "no step named" in r.err
 
 
-def test_runtime_that_cannot_run_the_image(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_runtime_that_cannot_run_the_image(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     busybox = image("busybox")
     img, close = open_sif(busybox)
     try:
@@ -255,17 +346,26 @@ def test_runtime_that_cannot_run_the_image(cli, tmp_path: Path, monkeypatch: pyt
 
 
 def test_output_path_escaping_the_work_directory_is_missing_not_followed(
-        cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     busybox = image("busybox")
     from capsa.digest import sha256_file
 
     (tmp_path / "secret").write_text("outside")
     digest = sha256_file(tmp_path / "secret")
-    step = Step(name="esc", image=sha256_file(busybox), argv=("sh", "-c", f"ln -s {tmp_path}/secret link"),
-                env={"PATH": "/bin"}, outputs=(StepFile(path="link", digest=digest),),
-                runtime=RuntimeInfo(name="bwrap"))
-    b = capsa.pack(tmp_path / "e.capsa", files={"images/b.sif": busybox, "secret": tmp_path / "secret"},
-                   steps=[step]).path
+    step = Step(
+        name="esc",
+        image=sha256_file(busybox),
+        argv=("sh", "-c", f"ln -s {tmp_path}/secret link"),
+        env={"PATH": "/bin"},
+        outputs=(StepFile(path="link", digest=digest),),
+        runtime=RuntimeInfo(name="bwrap"),
+    )
+    b = capsa.pack(
+        tmp_path / "e.capsa",
+        files={"images/b.sif": busybox, "secret": tmp_path / "secret"},
+        steps=[step],
+    ).path
     monkeypatch.setenv("CAPSA_CACHE", str(tmp_path / "cache"))
     r = cli("replay", str(b), "--allow-unsigned", "--runtime", "bwrap", "--json")
     doc = json.loads(r.out)

@@ -20,7 +20,9 @@ def test_committed_schema_matches_models() -> None:
 def test_schema_command_writes_the_same_file(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     subprocess.run([sys.executable, "-W", "error", "-m", "capsa.schema", str(out)], check=True)
-    assert out.read_text(encoding="utf-8") == (SPEC / "manifest.schema.json").read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == (SPEC / "manifest.schema.json").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_spec_states_the_implemented_version() -> None:

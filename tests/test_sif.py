@@ -26,7 +26,12 @@ def test_reads_busybox_built_by_apptainer() -> None:
         assert img.arch == "amd64"
         assert img.id == "4f307b4c-58a8-4753-9c0f-21dceefed4a6"
         assert [d.type_name for d in img.descriptors] == [
-            "Deffile", "GenericJSON", "GenericJSON", "Partition", "Signature"]
+            "Deffile",
+            "GenericJSON",
+            "GenericJSON",
+            "Partition",
+            "Signature",
+        ]
         prim = img.primary_partition()
         assert prim.offset == 45056
         assert prim.partition() == {"fs_type": "Squashfs", "part_type": "PrimSys", "arch": "amd64"}
@@ -85,7 +90,12 @@ def test_dsse_signature_verifies_with_both_keys() -> None:
     try:
         for key in KEYS[:2]:
             (res,) = img.verify_signatures([load_public_key(key)])
-            assert (res.kind, res.status, res.group, res.verified_objects) == ("dsse", "valid", 1, [1, 2])
+            assert (res.kind, res.status, res.group, res.verified_objects) == (
+                "dsse",
+                "valid",
+                1,
+                [1, 2],
+            )
         (res,) = img.verify_signatures([load_public_key(KEYS[2])])  # ecdsa did not sign it
         assert res.status == "unknown-key"
     finally:
@@ -93,8 +103,11 @@ def test_dsse_signature_verifies_with_both_keys() -> None:
 
 
 def test_pgp_signatures_are_listed_not_checked() -> None:
-    for name, kind in [("one-group-signed-pgp.sif", "pgp"), ("one-group-signed-legacy.sif", "legacy"),
-                       ("busybox_amd64.sif", "pgp")]:
+    for name, kind in [
+        ("one-group-signed-pgp.sif", "pgp"),
+        ("one-group-signed-legacy.sif", "legacy"),
+        ("busybox_amd64.sif", "pgp"),
+    ]:
         img, close = _open(SIF / name)
         try:
             (res,) = img.verify_signatures([load_public_key(KEYS[0])])
@@ -120,7 +133,9 @@ def _signed_copy(tmp_path: Path) -> tuple[bytes, Path]:
         (4096 + 585 + 201 + 20, "object 2: descriptor changed"),  # extra of descriptor 2
     ],
 )
-def test_one_flipped_byte_in_any_signed_part_fails(tmp_path: Path, offset: int, reason: str) -> None:
+def test_one_flipped_byte_in_any_signed_part_fails(
+    tmp_path: Path, offset: int, reason: str
+) -> None:
     data, path = _signed_copy(tmp_path)
     mutated = bytearray(data)
     mutated[offset] ^= 0x01
@@ -212,9 +227,13 @@ def test_writer_reproduces_apptainers_generator_images_byte_for_byte() -> None:
 
     one = (SIF / "one-group.sif").read_bytes()
     raw = SifObject.partition(one[32768:32772], fs_type="Raw", part_type="System", arch="386")
-    squash = SifObject.partition(one[36864:40960], fs_type="Squashfs", part_type="PrimSys", arch="386")
+    squash = SifObject.partition(
+        one[36864:40960], fs_type="Squashfs", part_type="PrimSys", arch="386"
+    )
     two = (SIF / "two-groups.sif").read_bytes()
-    ext3 = SifObject.partition(two[40960:], fs_type="Ext3", part_type="System", arch="amd64", group=2)
+    ext3 = SifObject.partition(
+        two[40960:], fs_type="Ext3", part_type="System", arch="amd64", group=2
+    )
     sbom = (SIF / "one-object-sbom.sif").read_bytes()
     js = (SIF / "one-object-generic-json.sif").read_bytes()
     cases = {
@@ -240,10 +259,16 @@ def test_written_image_reads_back_with_everything(tmp_path: Path) -> None:
     part = tmp_path / "root.sqfs"
     part.write_bytes(squash)  # streamed from a path, as big partitions are
     out = io.BytesIO()
-    write_sif(out, [SifObject("Deffile", b"Bootstrap: scratch\n"),
-                    SifObject("Labels", b'{"org.capsa.test":"1"}'),
-                    SifObject.partition(part, arch="amd64", name="rootfs")],
-              image_id=uuid.UUID(int=7), created_at=1700000000)
+    write_sif(
+        out,
+        [
+            SifObject("Deffile", b"Bootstrap: scratch\n"),
+            SifObject("Labels", b'{"org.capsa.test":"1"}'),
+            SifObject.partition(part, arch="amd64", name="rootfs"),
+        ],
+        image_id=uuid.UUID(int=7),
+        created_at=1700000000,
+    )
     data = out.getvalue()
     assert data.startswith(LAUNCH_SCRIPT)
     img = _reread(data)

@@ -16,7 +16,6 @@ from capsa import dsse
 from capsa._zip import ZipWriter
 from capsa.keys import keygen, load_private_key
 from capsa.signing import PAYLOAD_TYPE, signature_entry
-
 from conftest import CliResult
 
 
@@ -57,7 +56,9 @@ def test_signature_is_over_the_exact_manifest_bytes(signed: Path, keys) -> None:
         assert env.verify(alice.public) == [True]
 
 
-def test_countersigning_keeps_the_bundle_id_and_every_other_byte(bundle_copy: Path, keys, cli) -> None:  # type: ignore[no-untyped-def]
+def test_countersigning_keeps_the_bundle_id_and_every_other_byte(
+    bundle_copy: Path, keys, cli
+) -> None:  # type: ignore[no-untyped-def]
     before = capsa.open(bundle_copy)
     old_id, old_entries = before.id, {e.name: e for e in before.entries}
     data_before = bundle_copy.read_bytes()
@@ -69,8 +70,10 @@ def test_countersigning_keeps_the_bundle_id_and_every_other_byte(bundle_copy: Pa
         assert len(b.signature_entries) == 2
         for name, e in old_entries.items():
             new = {x.name: x for x in b.entries}[name]
-            assert data_before[e.header_offset: e.data_offset + e.size] == \
-                bundle_copy.read_bytes()[new.header_offset: new.data_offset + new.size]
+            assert (
+                data_before[e.header_offset : e.data_offset + e.size]
+                == bundle_copy.read_bytes()[new.header_offset : new.data_offset + new.size]
+            )
     r = cli("verify", bundle_copy, "--key", keys["alice.pub"], "--key", keys["bob.pub"])
     assert r.rc == 0 and r.out.decode().count("valid, trusted") == 2
 
@@ -94,7 +97,10 @@ def test_unsigned_bundle_fails_when_a_key_is_given(bundle_copy: Path, keys, cli)
     assert r.rc == 5 and "not signed" in r.err
     assert cli("verify", "-q", bundle_copy).rc == 0  # no key, no requirement
     assert cli("verify", "-q", bundle_copy, "--require-signature").rc == 5
-    assert cli("verify", "-q", bundle_copy, "--key", keys["alice.pub"], "--no-require-signature").rc == 0
+    assert (
+        cli("verify", "-q", bundle_copy, "--key", keys["alice.pub"], "--no-require-signature").rc
+        == 0
+    )
 
 
 def test_wrong_key_is_unknown_and_fails_the_requirement(signed: Path, keys, cli) -> None:  # type: ignore[no-untyped-def]
@@ -121,8 +127,16 @@ def test_level_structure_with_keys_is_a_usage_error(signed: Path, keys, cli) -> 
 def _replace_signature(path: Path, name: str, data: bytes) -> None:
     """Rewrite the bundle with ``name``'s content replaced, everything else consistent."""
     with capsa.open(path) as b:
-        entries = [(e.name, b.read_entry(e.name) if e.name == "mimetype" or not e.name.startswith("blobs/")
-                    else None, e) for e in b.entries]
+        entries = [
+            (
+                e.name,
+                b.read_entry(e.name)
+                if e.name == "mimetype" or not e.name.startswith("blobs/")
+                else None,
+                e,
+            )
+            for e in b.entries
+        ]
         raw = path.read_bytes()
     tmp = path.with_suffix(".new")
     with tmp.open("wb") as f:
@@ -135,7 +149,7 @@ def _replace_signature(path: Path, name: str, data: bytes) -> None:
             else:
                 start = w.begin_streamed(len(n.encode()))
                 assert start
-                f.write(raw[e.data_offset: e.data_offset + e.size])
+                f.write(raw[e.data_offset : e.data_offset + e.size])
                 w.end_streamed(n, e.size, e.crc)
         w.close()
     os.replace(tmp, path)
@@ -148,21 +162,47 @@ def _alice_entry(keys) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda env, k, m: env.replace(b'"payloadType":"application/vnd.capsa.manifest+json"',
-                                       b'"payloadType":"application/vnd.in-toto+json"'),
-         "is not a capsa manifest"),
-        (lambda env, k, m: dsse.sign(PAYLOAD_TYPE, m + b" ", [k]).to_json(),
-         "payload is not this bundle's manifest"),
-        (lambda env, k, m: dsse.Envelope(PAYLOAD_TYPE, m, (dsse.Signature(
-            k.keyid, k.sign(b"other bytes")),)).to_json(), "signature does not verify"),
+        (
+            lambda env, k, m: env.replace(
+                b'"payloadType":"application/vnd.capsa.manifest+json"',
+                b'"payloadType":"application/vnd.in-toto+json"',
+            ),
+            "is not a capsa manifest",
+        ),
+        (
+            lambda env, k, m: dsse.sign(PAYLOAD_TYPE, m + b" ", [k]).to_json(),
+            "payload is not this bundle's manifest",
+        ),
+        (
+            lambda env, k, m: dsse.Envelope(
+                PAYLOAD_TYPE, m, (dsse.Signature(k.keyid, k.sign(b"other bytes")),)
+            ).to_json(),
+            "signature does not verify",
+        ),
         (lambda env, k, m: b"{not json", "malformed signature"),
-        (lambda env, k, m: json.dumps({"payload": "!!", "payloadType": PAYLOAD_TYPE,
-                                       "signatures": [{"keyid": k.keyid, "sig": "AA=="}]}).encode(),
-         "not valid base64"),
-        (lambda env, k, m: json.dumps({"payloadType": PAYLOAD_TYPE}).encode(), "not a DSSE envelope"),
+        (
+            lambda env, k, m: json.dumps(
+                {
+                    "payload": "!!",
+                    "payloadType": PAYLOAD_TYPE,
+                    "signatures": [{"keyid": k.keyid, "sig": "AA=="}],
+                }
+            ).encode(),
+            "not valid base64",
+        ),
+        (
+            lambda env, k, m: json.dumps({"payloadType": PAYLOAD_TYPE}).encode(),
+            "not a DSSE envelope",
+        ),
     ],
-    ids=["foreign-payload-type", "other-payload", "signature-over-other-bytes", "not-json",
-         "bad-base64", "missing-fields"],
+    ids=[
+        "foreign-payload-type",
+        "other-payload",
+        "signature-over-other-bytes",
+        "not-json",
+        "bad-base64",
+        "missing-fields",
+    ],
 )
 def test_bad_envelopes_fail_with_one_clear_line(signed: Path, keys, cli, mutate, message) -> None:  # type: ignore[no-untyped-def]
     name = _alice_entry(keys)
@@ -206,7 +246,9 @@ def test_signature_entry_under_another_keys_name(signed: Path, keys, cli) -> Non
     assert r.rc == 5 and "entry name does not match the key id" in r.err
 
 
-def test_encrypted_key_via_passphrase_file_and_env(corpus, tmp_path: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_encrypted_key_via_passphrase_file_and_env(
+    corpus, tmp_path: Path, cli, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     assert cli("keygen", "-q", "-o", tmp_path / "enc", "--passphrase-file", pw).rc == 0
@@ -216,14 +258,26 @@ def test_encrypted_key_via_passphrase_file_and_env(corpus, tmp_path: Path, cli, 
     assert r.rc == 5 and "encrypted" in r.err  # stdin is not a terminal: no prompt
     wrong = tmp_path / "wrong"
     wrong.write_text("nope")
-    r = cli("pack", "-q", "-o", out, corpus.root, "--sign", tmp_path / "enc.key", "--passphrase-file", wrong)
+    r = cli(
+        "pack",
+        "-q",
+        "-o",
+        out,
+        corpus.root,
+        "--sign",
+        tmp_path / "enc.key",
+        "--passphrase-file",
+        wrong,
+    )
     assert r.rc == 5 and "wrong passphrase" in r.err and not out.exists()
     monkeypatch.setenv("CAPSA_PASSPHRASE", "s3cret")
     assert cli("pack", "-q", "-o", out, corpus.root, "--sign", tmp_path / "enc.key").rc == 0
     assert cli("verify", "-q", out, "--key", tmp_path / "enc.pub").rc == 0
 
 
-@pytest.mark.parametrize("content", [b"", b"garbage\n", b"-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n"])
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage\n", b"-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n"]
+)
 def test_key_file_that_is_not_a_key(bundle_copy: Path, tmp_path: Path, cli, content: bytes) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "bad.key"
     bad.write_bytes(content)
@@ -254,7 +308,9 @@ def test_keygen_cli_refuses_to_overwrite(tmp_path: Path, cli) -> None:  # type: 
 
 def test_python_api(corpus, tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
     alice = load_private_key(keys["alice"])
-    result = capsa.pack(tmp_path / "p.capsa", [corpus.root], sign=[alice, alice])  # one slot per key
+    result = capsa.pack(
+        tmp_path / "p.capsa", [corpus.root], sign=[alice, alice]
+    )  # one slot per key
     with capsa.open(result.path) as b:
         assert len(b.signature_entries) == 1
         report = b.verify(keys=[alice.public])

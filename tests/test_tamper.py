@@ -35,17 +35,22 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, bytes]
     src.mkdir()
     # Compressible: 2 seekable frames; incompressible: identity; a tiny text file.
     (src / "table.txt").write_bytes(
-        "\n".join(f"{i} {x:.3f}" for i, x in enumerate(rng.normal(size=140_000))).encode())
+        "\n".join(f"{i} {x:.3f}" for i, x in enumerate(rng.normal(size=140_000))).encode()
+    )
     (src / "noise.bin").write_bytes(rng.bytes(40_000))
     (src / "README").write_text("tamper test\n")
     a_priv, a_pub, _ = keygen(d / "alice")
     b_priv, _, _ = keygen(d / "bob")
     out = d / "signed.capsa"
-    capsa.pack(out, [src], title="tamper", sign=[load_private_key(a_priv), load_private_key(b_priv)])
+    capsa.pack(
+        out, [src], title="tamper", sign=[load_private_key(a_priv), load_private_key(b_priv)]
+    )
     with capsa.open(out) as b:
         zst = [e for e in b.entries if e.name.endswith(".zst")]
-        assert zst and any(b.seek_index(b.manifest.blobs["sha256:" + e.name[13:77]], e, "t").frames
-                           >= 2 for e in zst)
+        assert zst and any(
+            b.seek_index(b.manifest.blobs["sha256:" + e.name[13:77]], e, "t").frames >= 2
+            for e in zst
+        )
     return out, a_pub, out.read_bytes()
 
 
@@ -54,8 +59,15 @@ def _regions(path: Path) -> dict[str, tuple[int, int]]:
     regions: dict[str, tuple[int, int]] = {}
     with capsa.open(path) as b:
         for e in b.entries:
-            kind = ("mimetype" if e.name == "mimetype" else "manifest" if e.name == "manifest.json"
-                    else "signature" if e.name.startswith("signatures/") else "blob")
+            kind = (
+                "mimetype"
+                if e.name == "mimetype"
+                else "manifest"
+                if e.name == "manifest.json"
+                else "signature"
+                if e.name.startswith("signatures/")
+                else "blob"
+            )
             regions.setdefault(f"{kind} local header", (e.header_offset, e.data_offset))
             if e.name.endswith(".zst"):
                 blob = b.manifest.blobs["sha256:" + e.name[13:77]]
@@ -104,7 +116,13 @@ def test_every_region_is_covered(signed: tuple[Path, Path, bytes]) -> None:
     covered = sorted((a, b) for a, b in regions.values())
     # The regions tile the file exactly except for small entries' data we did not name.
     assert covered[0][0] == 0 and covered[-1][1] == len(data)
-    for name in ("zstd frames", "seek table", "manifest data", "signature data", "central directory"):
+    for name in (
+        "zstd frames",
+        "seek table",
+        "manifest data",
+        "signature data",
+        "central directory",
+    ):
         assert name in regions
 
 
@@ -153,7 +171,7 @@ def test_truncations_are_detected(
 
 def _central_records(data: bytes) -> tuple[int, list[tuple[int, int]]]:
     size = len(data)
-    n, cd_size, cd_off = struct.unpack_from("<QQQ", data, size - 98 + 24)
+    n, _, cd_off = struct.unpack_from("<QQQ", data, size - 98 + 24)
     records, pos = [], cd_off
     for _ in range(n):
         nlen, elen, clen = struct.unpack_from("<HHH", data, pos + 28)
@@ -175,13 +193,17 @@ def test_swapped_and_duplicated_entries_are_detected(
     for i, j in [(0, 1), (1, 2), (len(recs) - 2, len(recs) - 1)]:
         swapped = list(recs)
         swapped[i], swapped[j] = swapped[j], swapped[i]
-        variants[f"central records {i}<->{j} swapped"] = data[:cd_off] + b"".join(swapped) + data[records[-1][1]:]
+        variants[f"central records {i}<->{j} swapped"] = (
+            data[:cd_off] + b"".join(swapped) + data[records[-1][1] :]
+        )
     # A central record duplicated in place of another (same entry listed twice).
     dup = list(recs)
     dup[2] = recs[1]
     variants["central record duplicated"] = (
-        data[:cd_off] + b"".join(dup) + data[records[-1][1]:]
-        if len(recs[1]) == len(recs[2]) else data[:cd_off] + recs[1] + data[cd_off:])
+        data[:cd_off] + b"".join(dup) + data[records[-1][1] :]
+        if len(recs[1]) == len(recs[2])
+        else data[:cd_off] + recs[1] + data[cd_off:]
+    )
     # Two equally long stretches of blob data exchanged (contents swapped, headers kept).
     with capsa.open(path) as b:
         blobs = [e for e in b.entries if e.name.startswith("blobs/") and e.size >= 64]
@@ -189,21 +211,22 @@ def test_swapped_and_duplicated_entries_are_detected(
         sigs = [e for e in b.entries if e.name.startswith("signatures/")]
     a, c = blobs[0], blobs[1]
     swapped_data = bytearray(data)
-    swapped_data[a.data_offset:a.data_offset + 64] = data[c.data_offset:c.data_offset + 64]
-    swapped_data[c.data_offset:c.data_offset + 64] = data[a.data_offset:a.data_offset + 64]
+    swapped_data[a.data_offset : a.data_offset + 64] = data[c.data_offset : c.data_offset + 64]
+    swapped_data[c.data_offset : c.data_offset + 64] = data[a.data_offset : a.data_offset + 64]
     variants["blob contents swapped"] = bytes(swapped_data)
     # The two signature envelopes exchanged byte for byte (each now sits under the other's name).
     s1, s2 = sigs
     assert s1.size == s2.size
     sw = bytearray(data)
-    sw[s1.data_offset:s1.data_offset + s1.size] = data[s2.data_offset:s2.data_offset + s2.size]
-    sw[s2.data_offset:s2.data_offset + s2.size] = data[s1.data_offset:s1.data_offset + s1.size]
+    sw[s1.data_offset : s1.data_offset + s1.size] = data[s2.data_offset : s2.data_offset + s2.size]
+    sw[s2.data_offset : s2.data_offset + s2.size] = data[s1.data_offset : s1.data_offset + s1.size]
     variants["signature envelopes swapped"] = bytes(sw)
     # The manifest entry placed after a signature entry (whole entries reordered in the file).
     m_start, m_end = manifest.header_offset, manifest.data_offset + manifest.size
     s_end = s1.data_offset + s1.size
     variants["manifest moved after a signature"] = (
-        data[:m_start] + data[m_end:s_end] + data[m_start:m_end] + data[s_end:])
+        data[:m_start] + data[m_end:s_end] + data[m_start:m_end] + data[s_end:]
+    )
     for name, blob in variants.items():
         target.write_bytes(blob)
         assert _level(target, pub), f"{name} was not detected"
@@ -223,13 +246,30 @@ def test_mutations_never_crash_or_hang_a_real_process(
         mutated[rng.randrange(start, end)] ^= 0xFF
         target = tmp_path / f"p{i}.capsa"
         target.write_bytes(bytes(mutated))
-        r = subprocess.run([sys.executable, "-W", "error", "-m", "capsa", "verify", "-q", str(target),
-                            "--key", str(pub)], capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-W",
+                "error",
+                "-m",
+                "capsa",
+                "verify",
+                "-q",
+                str(target),
+                "--key",
+                str(pub),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode in (3, 4, 5), r.stderr
         assert r.stderr and all(line.startswith("capsa: ") for line in r.stderr.splitlines())
 
 
-def test_unmutated_bundle_verifies(signed: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmutated_bundle_verifies(
+    signed: tuple[Path, Path, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
     path, pub, _ = signed
     assert main(["verify", "-q", str(path), "--key", str(pub)]) == 0
     assert LOCAL.size == 30 and zstdseek.FRAME_SIZE == 1 << 20  # the layout the regions assume

@@ -39,8 +39,9 @@ def test_good_bundle_passes(bundle: capsa.Bundle, level: str) -> None:
 
 
 @pytest.mark.parametrize("level", ["structure", "fixity"])
-def test_good_bundle_cli_exit_0(bundle_path: Path, cli: Callable[..., CliResult],
-                                level: str) -> None:
+def test_good_bundle_cli_exit_0(
+    bundle_path: Path, cli: Callable[..., CliResult], level: str
+) -> None:
     r = cli("verify", bundle_path, "--level", level)
     assert r.rc == 0
     assert r.err == ""

@@ -30,8 +30,9 @@ STREAMED = bytes(range(256)) * 300
 NAMES = ("mimetype", "blobs/x", "manifest.json")
 
 
-def write_zip(path: Path, prefix: bytes = b"", *, between: bytes = b"",
-              names: tuple[str, str, str] = NAMES) -> list[_zip.ZipEntry]:
+def write_zip(
+    path: Path, prefix: bytes = b"", *, between: bytes = b"", names: tuple[str, str, str] = NAMES
+) -> list[_zip.ZipEntry]:
     """Three entries: small, streamed (ZIP64 local header), small; optional junk before/between."""
     with path.open("w+b") as f:
         f.write(prefix)
@@ -191,8 +192,11 @@ def test_rejects_overlapping_entries(tmp_path: Path) -> None:
         w = ZipWriter(f)
         first = w.add_bytes("mimetype", SMALL)
         w.add_bytes("blobs/y", b"x" * 100)
-        w.entries.append(_zip.ZipEntry("blobs/z", first.header_offset, first.data_offset,
-                                       first.size, first.crc, False))
+        w.entries.append(
+            _zip.ZipEntry(
+                "blobs/z", first.header_offset, first.data_offset, first.size, first.crc, False
+            )
+        )
         w.close()
     with pytest.raises(FormatError, match="gap, overlap or reorder"):
         read(p)
@@ -295,8 +299,9 @@ def test_unzip_t_accepts_bundle(bundle_path: Path, tool: Callable[[str], str]) -
     assert "No errors detected" in r.stdout
 
 
-def test_unzip_lists_each_content_once(bundle_path: Path, tool: Callable[[str], str],
-                                       corpus: Corpus) -> None:
+def test_unzip_lists_each_content_once(
+    bundle_path: Path, tool: Callable[[str], str], corpus: Corpus
+) -> None:
     unzip = tool("unzip")
     r = subprocess.run([unzip, "-Z1", str(bundle_path)], capture_output=True, text=True, check=True)
     names = r.stdout.split()

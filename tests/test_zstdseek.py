@@ -47,15 +47,20 @@ def test_round_trip(sample: bytes) -> None:
     assert index.frames == 3
     assert index.size == len(sample)
     assert list(index.decomp) == [0, FRAME, 2 * FRAME, len(sample)]
-    assert list(index.comp) == [0, len(frames[0]), len(frames[0]) + len(frames[1]),
-                                sum(map(len, frames))]
+    assert list(index.comp) == [
+        0,
+        len(frames[0]),
+        len(frames[0]) + len(frames[1]),
+        sum(map(len, frames)),
+    ]
     assert list(index.checksums) == [x for _, _, x in table]
     dctx = zstdseek.new_decompressor()
     out = b""
     for i in range(index.frames):
         raw = blob[index.comp[i] : index.comp[i + 1]]
-        out += zstdseek.decompress_frame(dctx, raw, index.decomp[i + 1] - index.decomp[i],
-                                         index.checksums[i], where="t")
+        out += zstdseek.decompress_frame(
+            dctx, raw, index.decomp[i + 1] - index.decomp[i], index.checksums[i], where="t"
+        )
     assert out == sample
 
 
@@ -198,8 +203,9 @@ def one_frame() -> tuple[bytes, bytes]:
 
 def test_decompress_frame_ok(one_frame: tuple[bytes, bytes]) -> None:
     data, frame = one_frame
-    out = zstdseek.decompress_frame(zstdseek.new_decompressor(), frame, len(data),
-                                    zstdseek.frame_checksum(frame), where="t")
+    out = zstdseek.decompress_frame(
+        zstdseek.new_decompressor(), frame, len(data), zstdseek.frame_checksum(frame), where="t"
+    )
     assert out == data
 
 
@@ -209,8 +215,13 @@ def test_decompress_frame_rejects_header_size_other_than_table(
 ) -> None:
     data, frame = one_frame
     with pytest.raises(FormatError, match="frame header declares"):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), frame, len(data) + delta,
-                                  zstdseek.frame_checksum(frame), where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(),
+            frame,
+            len(data) + delta,
+            zstdseek.frame_checksum(frame),
+            where="t",
+        )
 
 
 def test_decompress_frame_rejects_lying_content_size_field() -> None:
@@ -235,15 +246,25 @@ def test_decompress_frame_rejects_lying_content_size_field() -> None:
     lie = len(data) + 10
     assert zstandard.get_frame_parameters(bytes(frame)).content_size == lie
     with pytest.raises(IntegrityError):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), bytes(frame), lie,
-                                  zstdseek.frame_checksum(bytes(frame)), where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(),
+            bytes(frame),
+            lie,
+            zstdseek.frame_checksum(bytes(frame)),
+            where="t",
+        )
 
 
 def test_decompress_frame_rejects_checksum_other_than_table(one_frame: tuple[bytes, bytes]) -> None:
     data, frame = one_frame
     with pytest.raises(IntegrityError, match="checksum"):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), frame, len(data),
-                                  zstdseek.frame_checksum(frame) ^ 1, where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(),
+            frame,
+            len(data),
+            zstdseek.frame_checksum(frame) ^ 1,
+            where="t",
+        )
 
 
 def test_decompress_frame_rejects_content_checksum_mismatch(one_frame: tuple[bytes, bytes]) -> None:
@@ -252,27 +273,39 @@ def test_decompress_frame_rejects_content_checksum_mismatch(one_frame: tuple[byt
     damaged = bytearray(frame)
     damaged[-1] ^= 0x01
     with pytest.raises(IntegrityError, match="corrupt zstd frame"):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), bytes(damaged), len(data),
-                                  zstdseek.frame_checksum(bytes(damaged)), where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(),
+            bytes(damaged),
+            len(data),
+            zstdseek.frame_checksum(bytes(damaged)),
+            where="t",
+        )
 
 
 def test_decompress_frame_rejects_trailing_data(one_frame: tuple[bytes, bytes]) -> None:
     data, frame = one_frame
     with pytest.raises(IntegrityError):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), frame + frame, len(data),
-                                  zstdseek.frame_checksum(frame), where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(),
+            frame + frame,
+            len(data),
+            zstdseek.frame_checksum(frame),
+            where="t",
+        )
 
 
 def test_decompress_frame_rejects_garbage() -> None:
     with pytest.raises((FormatError, IntegrityError)):
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), b"\x28\xb5\x2f\xfd" + b"\xff" * 40,
-                                  100, 0, where="t")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(), b"\x28\xb5\x2f\xfd" + b"\xff" * 40, 100, 0, where="t"
+        )
 
 
 def test_decompress_frame_error_names_where(one_frame: tuple[bytes, bytes]) -> None:
     data, frame = one_frame
     with pytest.raises(IntegrityError) as e:
-        zstdseek.decompress_frame(zstdseek.new_decompressor(), frame, len(data), 0,
-                                  where="blob X frame 3")
+        zstdseek.decompress_frame(
+            zstdseek.new_decompressor(), frame, len(data), 0, where="blob X frame 3"
+        )
     assert e.value.where == "blob X frame 3"
     assert "blob X frame 3" in e.value.diagnostics()

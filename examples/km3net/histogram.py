@@ -32,6 +32,7 @@ with h5py.File(dst, "w") as out:
     g = out.create_group("zenith")
     g.create_dataset("counts", data=z_counts, track_times=True)
     g.create_dataset("cos_edges", data=z_edges, track_times=True)
-    out.create_dataset("energy_ratio_median", data=np.median(ratio) if len(ratio) else 0.0,
-                       track_times=True)
+    out.create_dataset(
+        "energy_ratio_median", data=np.median(ratio) if len(ratio) else 0.0, track_times=True
+    )
 print(f"{len(sel)} selected events histogrammed")

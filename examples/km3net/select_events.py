@@ -23,8 +23,9 @@ with h5py.File(src, "r") as f:
 n = len(info)
 n_hits = idx["n_items"].astype(np.int64)
 starts = idx["index"].astype(np.int64)
-n_trig = np.array([int(triggered[s:s + k].astype(bool).sum()) for s, k in zip(starts, n_hits)])
-sum_tot = np.array([int(tot[s:s + k].sum()) for s, k in zip(starts, n_hits)], dtype=np.int64)
+spans = list(zip(starts, n_hits, strict=True))
+n_trig = np.array([int(triggered[s : s + k].astype(bool).sum()) for s, k in spans])
+sum_tot = np.array([int(tot[s : s + k].sum()) for s, k in spans], dtype=np.int64)
 
 # The first reconstructed track of each event (group_id = event index) is its best fit.
 best = {}
@@ -33,9 +34,19 @@ for row in reco:
 mc_energy = np.zeros(n)
 np.add.at(mc_energy, mc["group_id"].astype(np.int64), mc["energy"])
 
-rows = np.zeros(n, dtype=[("event_id", "<i8"), ("n_hits", "<i8"), ("n_triggered", "<i8"),
-                          ("sum_tot", "<i8"), ("mc_energy", "<f8"), ("reco_energy", "<f8"),
-                          ("reco_zenith", "<f8"), ("selected", "?")])
+rows = np.zeros(
+    n,
+    dtype=[
+        ("event_id", "<i8"),
+        ("n_hits", "<i8"),
+        ("n_triggered", "<i8"),
+        ("sum_tot", "<i8"),
+        ("mc_energy", "<f8"),
+        ("reco_energy", "<f8"),
+        ("reco_zenith", "<f8"),
+        ("selected", "?"),
+    ],
+)
 rows["event_id"] = info["event_id"]
 rows["n_hits"], rows["n_triggered"], rows["sum_tot"] = n_hits, n_trig, sum_tot
 rows["mc_energy"] = mc_energy

@@ -21,7 +21,7 @@ from .errors import (
 from .manifest import FORMAT_VERSION, Manifest
 from .pack import PackResult, pack
 
-open = open_bundle  # noqa: A001 - `capsa.open(path)` is the documented entry point
+open = open_bundle
 
 __version__ = "0.1.0"
 

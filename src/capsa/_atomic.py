@@ -43,8 +43,11 @@ def atomic_output(
             try:
                 os.link(tmp, dest)
             except FileExistsError:
-                raise ExistsError("destination appeared while writing", where=str(dest),
-                                  hint="use --force to replace it") from None
+                raise ExistsError(
+                    "destination appeared while writing",
+                    where=str(dest),
+                    hint="use --force to replace it",
+                ) from None
             os.unlink(tmp)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

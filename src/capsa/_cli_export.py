@@ -27,24 +27,47 @@ extracted, or as a .zip; --in-toto: an in-toto Statement v1 with a SLSA provenan
 only with --force. "-" writes the in-toto or PROV document to standard output."""
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser,
-                trust_options_unused: Any = None) -> None:
+def add_parsers(
+    sub: Any, common: argparse.ArgumentParser, trust_options_unused: Any = None
+) -> None:
     """Register ``export`` on the ``capsa`` subparsers object ``sub``."""
-    p = sub.add_parser("export", parents=[common],
-                       help="export a bundle as RO-Crate, in-toto provenance or W3C PROV-JSON",
-                       description=_DESCRIPTION)
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a bundle as RO-Crate, in-toto provenance or W3C PROV-JSON",
+        description=_DESCRIPTION,
+    )
     p.set_defaults(func=cmd_export)
     p.add_argument("bundle")
-    p.add_argument("--ro-crate", metavar="DIR|FILE.zip",
-                   help="write an RO-Crate: a directory, or a zip file if the name ends in .zip")
-    p.add_argument("--metadata-only", action="store_true",
-                   help="with --ro-crate: write only ro-crate-metadata.json, not the files")
-    p.add_argument("--in-toto", metavar="FILE",
-                   help="write an in-toto Statement v1 (SLSA provenance v1 predicate)")
-    p.add_argument("--subject", action="append", default=[], metavar="PATH",
-                   help="with --in-toto: a bundle file to attest (repeatable; default: outputs)")
-    p.add_argument("--key", action="append", default=[], metavar="PRIVATE_KEY",
-                   help="with --in-toto: sign the statement as a DSSE envelope; repeatable")
+    p.add_argument(
+        "--ro-crate",
+        metavar="DIR|FILE.zip",
+        help="write an RO-Crate: a directory, or a zip file if the name ends in .zip",
+    )
+    p.add_argument(
+        "--metadata-only",
+        action="store_true",
+        help="with --ro-crate: write only ro-crate-metadata.json, not the files",
+    )
+    p.add_argument(
+        "--in-toto",
+        metavar="FILE",
+        help="write an in-toto Statement v1 (SLSA provenance v1 predicate)",
+    )
+    p.add_argument(
+        "--subject",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="with --in-toto: a bundle file to attest (repeatable; default: outputs)",
+    )
+    p.add_argument(
+        "--key",
+        action="append",
+        default=[],
+        metavar="PRIVATE_KEY",
+        help="with --in-toto: sign the statement as a DSSE envelope; repeatable",
+    )
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted key")
     p.add_argument("--prov", metavar="FILE", help="write a W3C PROV-JSON document")
     p.add_argument("--force", action="store_true", help="replace existing targets")
@@ -92,8 +115,9 @@ def _check_file_target(path: str, force: bool) -> None:
 def _validate(args: argparse.Namespace) -> None:
     targets = [t for t in (args.ro_crate, args.in_toto, args.prov) if t]
     if not targets:
-        raise UsageError("nothing to export",
-                         hint="give --ro-crate DIR, --in-toto FILE or --prov FILE")
+        raise UsageError(
+            "nothing to export", hint="give --ro-crate DIR, --in-toto FILE or --prov FILE"
+        )
     if args.metadata_only and not args.ro_crate:
         raise UsageError("--metadata-only needs --ro-crate")
     if (args.key or args.subject) and not args.in_toto:
@@ -101,8 +125,9 @@ def _validate(args: argparse.Namespace) -> None:
     if args.in_toto == "-" and args.prov == "-":
         raise UsageError("only one document can go to standard output")
     if args.ro_crate == "-":
-        raise UsageError("an RO-Crate cannot go to standard output",
-                         hint="name a directory or a .zip")
+        raise UsageError(
+            "an RO-Crate cannot go to standard output", hint="name a directory or a .zip"
+        )
     real = [os.path.realpath(t) for t in targets if t != "-"]
     if len(set(real)) != len(real):
         raise UsageError("two exports name the same target")
@@ -132,23 +157,41 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         written: list[dict[str, Any]] = []
         if args.ro_crate:
-            ro.write_crate(b, args.ro_crate, metadata_only=args.metadata_only, force=force,
-                           progress=False if quiet or args.json else None)
+            ro.write_crate(
+                b,
+                args.ro_crate,
+                metadata_only=args.metadata_only,
+                force=force,
+                progress=False if quiet or args.json else None,
+            )
             kind = "zip" if args.ro_crate.lower().endswith(".zip") else "directory"
-            written.append({"format": "ro-crate", "path": args.ro_crate, "kind": kind,
-                            "metadata_only": bool(args.metadata_only),
-                            "actions": len(b.manifest.steps)})
+            written.append(
+                {
+                    "format": "ro-crate",
+                    "path": args.ro_crate,
+                    "kind": kind,
+                    "metadata_only": bool(args.metadata_only),
+                    "actions": len(b.manifest.steps),
+                }
+            )
         if args.in_toto:
             write_intoto(b, args.in_toto, keys=keys, subjects=args.subject or None, force=force)
-            written.append({"format": "in-toto", "path": args.in_toto,
-                            "signed_by": [k.keyid for k in keys]})
+            written.append(
+                {"format": "in-toto", "path": args.in_toto, "signed_by": [k.keyid for k in keys]}
+            )
         if args.prov:
             write_prov(b, args.prov, force=force)
             written.append({"format": "prov-json", "path": args.prov})
         to_stdout = "-" in (args.in_toto, args.prov)
         if args.json and not to_stdout:
-            sys.stdout.write(json.dumps({"bundle": str(b.path), "id": b.id, "exports": written},
-                                        indent=2, sort_keys=True) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {"bundle": str(b.path), "id": b.id, "exports": written},
+                    indent=2,
+                    sort_keys=True,
+                )
+                + "\n"
+            )
         elif not quiet:
             out = sys.stderr if to_stdout else sys.stdout
             for w in written:

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["Progress", "NullProgress", "make_progress"]
+__all__ = ["NullProgress", "Progress", "make_progress"]
 
 
 def _human(n: float) -> str:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from .errors import FormatError
 
-__all__ = ["ZipEntry", "ZipWriter", "read_directory", "MAX_DIRECTORY"]
+__all__ = ["MAX_DIRECTORY", "ZipEntry", "ZipWriter", "read_directory"]
 
 LOCAL_SIG = 0x04034B50
 CENTRAL_SIG = 0x02014B50
@@ -76,8 +76,19 @@ class ZipWriter:
         off = self.f.tell()
         crc = zlib.crc32(data)
         self.f.write(
-            LOCAL.pack(LOCAL_SIG, VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, crc,
-                       len(data), len(data), len(raw), 0)
+            LOCAL.pack(
+                LOCAL_SIG,
+                VERSION_NEEDED,
+                0,
+                0,
+                DOS_TIME,
+                DOS_DATE,
+                crc,
+                len(data),
+                len(data),
+                len(raw),
+                0,
+            )
         )
         self.f.write(raw)
         self.f.write(data)
@@ -88,8 +99,11 @@ class ZipWriter:
     def begin_streamed(self, name_length: int) -> int:
         """Reserve a local header (placeholder name, ZIP64 sizes) and return the data offset."""
         off = self.f.tell()
-        self.f.write(LOCAL.pack(LOCAL_SIG, VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, 0,
-                                U32, U32, name_length, 20))
+        self.f.write(
+            LOCAL.pack(
+                LOCAL_SIG, VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, 0, U32, U32, name_length, 20
+            )
+        )
         self.f.write(b"\0" * name_length)
         self.f.write(_zip64_extra([0, 0]))
         self._pending = (off, name_length)
@@ -130,20 +144,49 @@ class ZipWriter:
             extra = _zip64_extra(big) if big else b""
             raw = e.name.encode()
             out += CENTRAL.pack(
-                CENTRAL_SIG, VERSION_MADE_BY, VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, e.crc,
-                min(e.size, U32), min(e.size, U32), len(raw), len(extra), 0, 0, 0,
-                EXTERNAL_ATTR, min(e.header_offset, U32),
+                CENTRAL_SIG,
+                VERSION_MADE_BY,
+                VERSION_NEEDED,
+                0,
+                0,
+                DOS_TIME,
+                DOS_DATE,
+                e.crc,
+                min(e.size, U32),
+                min(e.size, U32),
+                len(raw),
+                len(extra),
+                0,
+                0,
+                0,
+                EXTERNAL_ATTR,
+                min(e.header_offset, U32),
             )
             out += raw + extra
         self.f.write(out)
         cd_size = len(out)
         eocd64_off = self.f.tell()
         n = len(self.entries)
-        self.f.write(EOCD64.pack(EOCD64_SIG, EOCD64.size - 12, VERSION_MADE_BY, VERSION_NEEDED,
-                                 0, 0, n, n, cd_size, cd_start))
+        self.f.write(
+            EOCD64.pack(
+                EOCD64_SIG,
+                EOCD64.size - 12,
+                VERSION_MADE_BY,
+                VERSION_NEEDED,
+                0,
+                0,
+                n,
+                n,
+                cd_size,
+                cd_start,
+            )
+        )
         self.f.write(LOCATOR.pack(LOCATOR_SIG, 0, eocd64_off, 1))
-        self.f.write(EOCD.pack(EOCD_SIG, 0, 0, min(n, U16), min(n, U16), min(cd_size, U32),
-                               min(cd_start, U32), 0))
+        self.f.write(
+            EOCD.pack(
+                EOCD_SIG, 0, 0, min(n, U16), min(n, U16), min(cd_size, U32), min(cd_start, U32), 0
+            )
+        )
 
 
 def _pread(fd: int, n: int, off: int) -> bytes:
@@ -195,15 +238,22 @@ def read_directory(fd: int, file_size: int) -> list[ZipEntry]:
     if loc[1:] != (0, eocd64_off, 1):
         raise FormatError("ZIP64 locator does not point at the ZIP64 end record")
     _, rec_size, made_by, needed, disk, cd_disk, n_disk, n, cd_size, cd_off = e64
-    if (rec_size, made_by, needed, disk, cd_disk) != (EOCD64.size - 12, VERSION_MADE_BY,
-                                                      VERSION_NEEDED, 0, 0) or n_disk != n:
+    if (rec_size, made_by, needed, disk, cd_disk) != (
+        EOCD64.size - 12,
+        VERSION_MADE_BY,
+        VERSION_NEEDED,
+        0,
+        0,
+    ) or n_disk != n:
         raise FormatError("ZIP64 end record has unsupported fields")
     if eocd[1:7] != (0, 0, min(n, U16), min(n, U16), min(cd_size, U32), min(cd_off, U32)):
         raise FormatError("ZIP end record disagrees with the ZIP64 end record")
     if cd_off + cd_size != eocd64_off:
         raise FormatError("central directory does not end where the ZIP64 end record starts")
     if cd_size > MAX_DIRECTORY or n > cd_size // CENTRAL.size:
-        raise FormatError(f"central directory too large or inconsistent ({n} entries, {cd_size} bytes)")
+        raise FormatError(
+            f"central directory too large or inconsistent ({n} entries, {cd_size} bytes)"
+        )
     cd = _pread(fd, cd_size, cd_off)
     entries: list[ZipEntry] = []
     names: set[str] = set()
@@ -214,12 +264,40 @@ def read_directory(fd: int, file_size: int) -> list[ZipEntry]:
         if pos + CENTRAL.size > len(cd):
             raise FormatError("central directory truncated", where=where)
         h = CENTRAL.unpack_from(cd, pos)
-        (sig, made_by, needed, flags, method, mtime, mdate, crc, csize, usize, nlen, elen, clen,
-         disk, iattr, eattr, off32) = h
+        (
+            sig,
+            made_by,
+            needed,
+            flags,
+            method,
+            mtime,
+            mdate,
+            crc,
+            csize,
+            usize,
+            nlen,
+            elen,
+            clen,
+            disk,
+            iattr,
+            eattr,
+            off32,
+        ) = h
         if sig != CENTRAL_SIG:
             raise FormatError("bad central directory signature", where=where)
         fixed = (made_by, needed, flags, method, mtime, mdate, clen, disk, iattr, eattr)
-        if fixed != (VERSION_MADE_BY, VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, 0, 0, 0, EXTERNAL_ATTR):
+        if fixed != (
+            VERSION_MADE_BY,
+            VERSION_NEEDED,
+            0,
+            0,
+            DOS_TIME,
+            DOS_DATE,
+            0,
+            0,
+            0,
+            EXTERNAL_ATTR,
+        ):
             raise FormatError("entry is not a STORED entry as capsa writes them", where=where)
         if nlen == 0 or nlen > MAX_NAME:
             raise FormatError(f"entry name length {nlen} out of range", where=where)
@@ -240,7 +318,9 @@ def read_directory(fd: int, file_size: int) -> list[ZipEntry]:
         csize = next(it) if csize == U32 else csize
         offset = next(it) if off32 == U32 else off32
         if usize != csize:
-            raise FormatError("compressed and uncompressed sizes differ in a STORED entry", where=where)
+            raise FormatError(
+                "compressed and uncompressed sizes differ in a STORED entry", where=where
+            )
         if offset != expected_offset:
             raise FormatError(
                 f"entry starts at {offset}, expected {expected_offset} (gap, overlap or reorder)",
@@ -262,11 +342,19 @@ def read_directory(fd: int, file_size: int) -> list[ZipEntry]:
 def _check_local(fd: int, name: str, offset: int, crc: int, size: int, where: str) -> ZipEntry:
     raw_name = name.encode()
     head = _pread(fd, LOCAL.size + len(raw_name) + 20, offset)
-    sig, needed, flags, method, mtime, mdate, lcrc, csize, usize, nlen, elen = LOCAL.unpack_from(head)
+    sig, needed, flags, method, mtime, mdate, lcrc, csize, usize, nlen, elen = LOCAL.unpack_from(
+        head
+    )
     if sig != LOCAL_SIG:
         raise FormatError("bad local header signature", where=where)
     if (needed, flags, method, mtime, mdate, lcrc, nlen) != (
-        VERSION_NEEDED, 0, 0, DOS_TIME, DOS_DATE, crc, len(raw_name)
+        VERSION_NEEDED,
+        0,
+        0,
+        DOS_TIME,
+        DOS_DATE,
+        crc,
+        len(raw_name),
     ):
         raise FormatError("local header disagrees with the central directory", where=where)
     if head[LOCAL.size : LOCAL.size + nlen] != raw_name:

@@ -15,8 +15,13 @@ from ._atomic import atomic_output
 from .digest import parse_digest
 from .keys import PrivateKey
 
-__all__ = ["STATEMENT_TYPE", "PREDICATE_TYPE", "PAYLOAD_TYPE", "write_replay_attestation",
-           "replay_statement"]
+__all__ = [
+    "PAYLOAD_TYPE",
+    "PREDICATE_TYPE",
+    "STATEMENT_TYPE",
+    "replay_statement",
+    "write_replay_attestation",
+]
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "urn:capsa:predicate:replay:v1"
@@ -28,20 +33,27 @@ def replay_statement(report: dict[str, Any], bundle_name: str) -> dict[str, Any]
     predicate = {k: v for k, v in report.items() if k != "workdir"}
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": bundle_name,
-                     "digest": {"sha256": parse_digest(report["bundle_id"])}}],
+        "subject": [{"name": bundle_name, "digest": {"sha256": parse_digest(report["bundle_id"])}}],
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
 
 
 def write_replay_attestation(
-    report: dict[str, Any], bundle: str | os.PathLike[str], keys: list[PrivateKey],
-    output: str | os.PathLike[str] | None = None, *, force: bool = False,
+    report: dict[str, Any],
+    bundle: str | os.PathLike[str],
+    keys: list[PrivateKey],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
     statement = replay_statement(report, Path(bundle).name)
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
-    out = Path(output) if output else Path(f"replay-{parse_digest(report['bundle_id'])[:12]}.intoto.json")
+    out = (
+        Path(output)
+        if output
+        else Path(f"replay-{parse_digest(report['bundle_id'])[:12]}.intoto.json")
+    )
     with atomic_output(out, force=force) as f:
         f.write(dsse.sign(PAYLOAD_TYPE, payload, keys).to_json() + b"\n")
     return out

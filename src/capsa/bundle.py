@@ -80,16 +80,20 @@ class Bundle:
         self.file_size = st.st_size
         head = os.pread(self._fd, 38 + len(MIMETYPE), 0)
         if head[:4] != b"PK\x03\x04" or head[30:38] != b"mimetype" or head[38:] != MIMETYPE:
-            raise FormatError("not a capsa bundle: bad magic (no 'mimetype' entry first)",
-                              hint="is this the right file?")
+            raise FormatError(
+                "not a capsa bundle: bad magic (no 'mimetype' entry first)",
+                hint="is this the right file?",
+            )
         self.entries: list[ZipEntry] = read_directory(self._fd, self.file_size)
         self._by_name = {e.name: e for e in self.entries}
         last = -1
         for e in self.entries:
             kind = classify(e.name)
             if kind == "unknown":
-                raise FormatError("unknown entry name (path traversal or foreign file?)",
-                                  where=f"entry {e.name!r}")
+                raise FormatError(
+                    "unknown entry name (path traversal or foreign file?)",
+                    where=f"entry {e.name!r}",
+                )
             if ORDER[kind] < last or (kind in ("mimetype", "manifest") and ORDER[kind] == last):
                 raise FormatError("entry out of order", where=f"entry {e.name!r}")
             last = ORDER[kind]
@@ -104,23 +108,35 @@ class Bundle:
         self.manifest: Manifest = parse_manifest(self.manifest_bytes)
         self.id = format_digest(hashlib.sha256(self.manifest_bytes).hexdigest())
         self.signature_entries = [e.name for e in self.entries if classify(e.name) == "signature"]
-        wanted = {blob_entry(parse_digest(d), b.encoding): (d, b) for d, b in self.manifest.blobs.items()}
+        wanted = {
+            blob_entry(parse_digest(d), b.encoding): (d, b) for d, b in self.manifest.blobs.items()
+        }
         for e in self.entries:
             if classify(e.name) != "blob":
                 continue
             if e.name not in wanted:
-                raise FormatError("blob entry not listed in the manifest (or listed with another encoding)",
-                                  where=f"entry {e.name!r}")
-            d, b = wanted.pop(e.name)
+                raise FormatError(
+                    "blob entry not listed in the manifest (or listed with another encoding)",
+                    where=f"entry {e.name!r}",
+                )
+            _, b = wanted.pop(e.name)
             if e.size != b.stored_size:
-                raise IntegrityError("declared size lie: stored size differs from the manifest",
-                                     where=f"entry {e.name!r}", expected=str(b.stored_size), found=str(e.size))
+                raise IntegrityError(
+                    "declared size lie: stored size differs from the manifest",
+                    where=f"entry {e.name!r}",
+                    expected=str(b.stored_size),
+                    found=str(e.size),
+                )
             if b.encoding == "identity" and b.size != b.stored_size:
-                raise IntegrityError("declared size lie: identity blob with size != stored size",
-                                     where=f"entry {e.name!r}")
+                raise IntegrityError(
+                    "declared size lie: identity blob with size != stored size",
+                    where=f"entry {e.name!r}",
+                )
         if wanted:
             missing = next(iter(wanted))
-            raise FormatError("blob listed in the manifest has no entry", where=f"entry {missing!r}")
+            raise FormatError(
+                "blob listed in the manifest has no entry", where=f"entry {missing!r}"
+            )
 
     def _read_small(self, e: ZipEntry) -> bytes:
         if e.size > _SMALL_ENTRY:
@@ -142,8 +158,11 @@ class Bundle:
         out = []
         for path, f in sorted(self.manifest.files.items()):
             b = self.manifest.blobs[f.digest]
-            out.append(Member(path, f.digest, f.role, b.size, b.stored_size, b.encoding,
-                              b.media_type, f.mode))
+            out.append(
+                Member(
+                    path, f.digest, f.role, b.size, b.stored_size, b.encoding, b.media_type, f.mode
+                )
+            )
         return out
 
     def blob_entry(self, digest: str) -> tuple[Blob, ZipEntry]:
@@ -160,8 +179,9 @@ class Bundle:
         """A seekable, read-only binary file over a member's uncompressed bytes."""
         f = self.manifest.files.get(path)
         if f is None:
-            raise NotFoundError("no such member", where=f"{self.path}: {path}",
-                                hint="`capsa ls` lists the members")
+            raise NotFoundError(
+                "no such member", where=f"{self.path}: {path}", hint="`capsa ls` lists the members"
+            )
         blob, entry = self.blob_entry(f.digest)
         return MemberFile(self, blob, entry, where=f"{self.path}: {path}")
 
@@ -207,11 +227,24 @@ class Bundle:
         """
         from .verify import verify_bundle
 
-        return verify_bundle(self, level=level, keys=keys, require_signature=require_signature,
-                             jobs=jobs, progress=progress, deep=deep)
+        return verify_bundle(
+            self,
+            level=level,
+            keys=keys,
+            require_signature=require_signature,
+            jobs=jobs,
+            progress=progress,
+            deep=deep,
+        )
 
-    def extract(self, dest: str | os.PathLike[str], paths: list[str] | None = None, *,
-                force: bool = False, progress: bool | None = None) -> list[Path]:
+    def extract(
+        self,
+        dest: str | os.PathLike[str],
+        paths: list[str] | None = None,
+        *,
+        force: bool = False,
+        progress: bool | None = None,
+    ) -> list[Path]:
         from .extract import extract_bundle
 
         return extract_bundle(self, dest, paths, force=force, progress=progress)
@@ -224,8 +257,8 @@ class Problem:
     kind: str  # "format" | "integrity" | "signature"
 
     def as_error(self) -> Error:
-        cls = {"integrity": IntegrityError, "signature": SignatureError}.get(self.kind, FormatError)
-        return cls(self.what, where=self.where)
+        classes: dict[str, type[Error]] = {"integrity": IntegrityError, "signature": SignatureError}
+        return classes.get(self.kind, FormatError)(self.what, where=self.where)
 
 
 @dataclass
@@ -299,8 +332,13 @@ class MemberFile(io.RawIOBase):
         assert idx is not None
         c0, c1 = idx.comp[i], idx.comp[i + 1]
         raw = self._bundle._pread(self._entry.data_offset + c0, c1 - c0)
-        data = zstdseek.decompress_frame(self._dctx, raw, idx.decomp[i + 1] - idx.decomp[i],
-                                         idx.checksums[i], where=f"{self._where} frame {i}")
+        data = zstdseek.decompress_frame(
+            self._dctx,
+            raw,
+            idx.decomp[i + 1] - idx.decomp[i],
+            idx.checksums[i],
+            where=f"{self._where} frame {i}",
+        )
         self._cache[i] = data
         if len(self._cache) > _CACHE_FRAMES:
             self._cache.popitem(last=False)

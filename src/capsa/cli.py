@@ -53,11 +53,19 @@ def _parse_role(text: str) -> tuple[str, str]:
 def _pack_from_journal(args: argparse.Namespace) -> Any:
     from .lineage import pack_from_journal
 
-    return pack_from_journal(args.output, args.paths, title=args.title,
-                             description=args.description, authors=args.author,
-                             license=args.license, created=args.created, level=args.level,
-                             sign=_signing_keys(args.sign, args), force=args.force,
-                             progress=_progress(args))
+    return pack_from_journal(
+        args.output,
+        args.paths,
+        title=args.title,
+        description=args.description,
+        authors=args.author,
+        license=args.license,
+        created=args.created,
+        level=args.level,
+        sign=_signing_keys(args.sign, args),
+        force=args.force,
+        progress=_progress(args),
+    )
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
@@ -67,7 +75,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
         result = _pack_from_journal(args)
     else:
         if not args.paths:
-            raise UsageError("nothing to pack", hint="name files or directories, or use --from-journal")
+            raise UsageError(
+                "nothing to pack", hint="name files or directories, or use --from-journal"
+            )
         result = _pack_paths(args)
     return _report_pack(args, result)
 
@@ -79,7 +89,9 @@ def _pack_paths(args: argparse.Namespace) -> Any:
     for ident in args.identifier:
         scheme, sep, value = ident.partition(":")
         if not sep or not scheme or not value:
-            raise UsageError(f"identifier {ident!r} is not SCHEME:VALUE", hint="e.g. doi:10.1234/abc")
+            raise UsageError(
+                f"identifier {ident!r} is not SCHEME:VALUE", hint="e.g. doi:10.1234/abc"
+            )
         identifiers.append((scheme, value))
     return capsa.pack(
         args.output,
@@ -104,13 +116,24 @@ def _report_pack(args: argparse.Namespace, result: Any) -> int:
     stored = sum(b.stored_size for b in m.blobs.values())
     raw = sum(b.size for b in m.blobs.values())
     if args.json:
-        _emit_json({"bundle": str(result.path), "id": result.bundle_id, "size": result.size,
-                    "files": len(m.files), "blobs": len(m.blobs), "steps": len(m.steps),
-                    "content_size": raw, "stored_size": stored})
+        _emit_json(
+            {
+                "bundle": str(result.path),
+                "id": result.bundle_id,
+                "size": result.size,
+                "files": len(m.files),
+                "blobs": len(m.blobs),
+                "steps": len(m.steps),
+                "content_size": raw,
+                "stored_size": stored,
+            }
+        )
     elif not args.quiet:
         steps = f", {len(m.steps)} steps" if m.steps else ""
-        print(f"packed {len(m.files)} files ({len(m.blobs)} blobs{steps}, {_human(raw)} → "
-              f"{_human(stored)}) into {result.path}")
+        print(
+            f"packed {len(m.files)} files ({len(m.blobs)} blobs{steps}, {_human(raw)} → "
+            f"{_human(stored)}) into {result.path}"
+        )
         print(f"bundle id {result.bundle_id}")
     return EXIT_OK
 
@@ -119,11 +142,19 @@ def cmd_ls(args: argparse.Namespace) -> int:
     with capsa.open(args.bundle) as b:
         members = b.members()
         if args.json:
-            _emit_json({"bundle": str(b.path), "id": b.id, "format": b.manifest.capsa,
-                        "members": [vars(m) for m in members]})
+            _emit_json(
+                {
+                    "bundle": str(b.path),
+                    "id": b.id,
+                    "format": b.manifest.capsa,
+                    "members": [vars(m) for m in members],
+                }
+            )
             return EXIT_OK
-        rows = [(m.role, _human(m.size), _human(m.stored_size), m.encoding, m.digest[7:19], m.path)
-                for m in members]
+        rows = [
+            (m.role, _human(m.size), _human(m.stored_size), m.encoding, m.digest[7:19], m.path)
+            for m in members
+        ]
         header = ("ROLE", "SIZE", "STORED", "ENCODING", "DIGEST", "PATH")
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
         for r in [header, *rows]:
@@ -154,18 +185,27 @@ def cmd_cat(args: argparse.Namespace) -> int:
         out.flush()
         expected = b.manifest.files[args.path].digest
         if sha is not None and format_digest(sha.hexdigest()) != expected:
-            raise IntegrityError("digest mismatch: the bytes written are damaged",
-                                 where=f"{args.bundle}: {args.path}", expected=expected)
+            raise IntegrityError(
+                "digest mismatch: the bytes written are damaged",
+                where=f"{args.bundle}: {args.path}",
+                expected=expected,
+            )
     return EXIT_OK
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     with capsa.open(args.bundle) as b:
-        written = b.extract(args.directory, args.paths or None, force=args.force,
-                            progress=_progress(args))
+        written = b.extract(
+            args.directory, args.paths or None, force=args.force, progress=_progress(args)
+        )
     if args.json:
-        _emit_json({"bundle": args.bundle, "directory": args.directory,
-                    "extracted": [str(p) for p in written]})
+        _emit_json(
+            {
+                "bundle": args.bundle,
+                "directory": args.directory,
+                "extracted": [str(p) for p in written],
+            }
+        )
     elif not args.quiet:
         print(f"extracted {len(written)} files into {args.directory}")
     return EXIT_OK
@@ -191,7 +231,9 @@ def _signing_keys(paths: list[str], args: argparse.Namespace) -> list[Any]:
         except SignatureError as e:
             if e.what != NEEDS_PASSPHRASE or not sys.stdin.isatty():
                 raise
-            keys.append(load_private_key(path, getpass.getpass(f"passphrase for {path}: ").encode()))
+            keys.append(
+                load_private_key(path, getpass.getpass(f"passphrase for {path}: ").encode())
+            )
     return keys
 
 
@@ -229,26 +271,43 @@ def cmd_sign(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     keys = _trusted_keys(args)
     with capsa.open(args.bundle) as b:
-        report = b.verify(level=args.level, keys=keys, require_signature=args.require_signature,
-                          jobs=args.jobs, progress=_progress(args), deep=args.deep)
+        report = b.verify(
+            level=args.level,
+            keys=keys,
+            require_signature=args.require_signature,
+            jobs=args.jobs,
+            progress=_progress(args),
+            deep=args.deep,
+        )
     if args.json:
-        _emit_json({"bundle": report.bundle, "id": report.bundle_id, "level": report.level,
-                    "ok": report.ok, "blobs_checked": report.blobs_checked,
-                    "bytes_checked": report.bytes_checked,
-                    "signatures": [vars(c) for c in report.signatures],
-                    "problems": [vars(p) for p in report.problems]})
+        _emit_json(
+            {
+                "bundle": report.bundle,
+                "id": report.bundle_id,
+                "level": report.level,
+                "ok": report.ok,
+                "blobs_checked": report.blobs_checked,
+                "bytes_checked": report.bytes_checked,
+                "signatures": [vars(c) for c in report.signatures],
+                "problems": [vars(p) for p in report.problems],
+            }
+        )
     else:
         for p in report.problems:
             print(f"capsa: {p.kind} problem: {p.where}: {p.what}", file=sys.stderr)
         if not args.quiet:
             for c in report.signatures:
                 trust = "trusted" if c.trusted else "not trusted"
-                print(f"signature {c.keyid or '?'}: {c.status}, {trust}"
-                      + (f" ({c.reason})" if c.reason and c.status != "valid" else ""))
+                print(
+                    f"signature {c.keyid or '?'}: {c.status}, {trust}"
+                    + (f" ({c.reason})" if c.reason and c.status != "valid" else "")
+                )
             verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
-            print(f"{report.bundle}: {verdict} at level {report.level}; "
-                  f"{report.blobs_checked} blobs, {_human(report.bytes_checked)} checked; "
-                  f"id {report.bundle_id}")
+            print(
+                f"{report.bundle}: {verdict} at level {report.level}; "
+                f"{report.blobs_checked} blobs, {_human(report.bytes_checked)} checked; "
+                f"id {report.bundle_id}"
+            )
     if report.ok:
         return EXIT_OK
     return max(p.as_error().exit_code for p in report.problems)
@@ -285,20 +344,28 @@ def _policies(args: argparse.Namespace) -> dict[str, Any]:
     rtol, atol = _per_path(args.rtol, "--rtol"), _per_path(args.atol, "--atol")
     ignores: dict[str | None, list[str]] = {}
     for v in args.ignore_attr:
-        path, sep, attr = v.partition("=") if "=" in v and not v.startswith(("/", "*")) else ("", "", v)
+        path, sep, attr = (
+            v.partition("=") if "=" in v and not v.startswith(("/", "*")) else ("", "", v)
+        )
         ignores.setdefault(path if sep else None, []).append(attr)
     policies = {}
     for out in args.output:
+
         def pick(d: dict[str | None, Any], out: str = out) -> Any:
             return d.get(out, d.get(None))
+
         m = pick(method) or ("hdf5" if pick(ignores) or pick(rtol) or pick(atol) else None)
         if m is None:
             continue
         if m not in ("bytes", "hdf5"):
             raise UsageError(f"unknown comparison {m!r}", hint="use bytes or hdf5")
         try:
-            policies[out] = ComparePolicy(method=m, ignore_attrs=tuple(ignores.get(out, ignores.get(None, []))),
-                                          rtol=pick(rtol), atol=pick(atol))
+            policies[out] = ComparePolicy(
+                method=m,  # type: ignore[arg-type]
+                ignore_attrs=tuple(ignores.get(out, ignores.get(None, []))),
+                rtol=pick(rtol),
+                atol=pick(atol),
+            )
         except ValueError as e:
             raise UsageError(f"invalid comparison policy for {out}: {e}".splitlines()[0]) from e
     return policies
@@ -314,20 +381,35 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sep or not k:
             raise UsageError(f"--env {kv!r} is not KEY=VALUE")
         env[k] = v
-    outcome = run_step(args.image, argv, inputs=args.input, outputs=args.output, name=args.name,
-                       env=env, compare=_policies(args), runtime=args.runtime,
-                       network=args.network, timeout=args.timeout,
-                       provenance=args.provenance, echo=not args.json)
+    outcome = run_step(
+        args.image,
+        argv,
+        inputs=args.input,
+        outputs=args.output,
+        name=args.name,
+        env=env,
+        compare=_policies(args),
+        runtime=args.runtime,
+        network=args.network,
+        timeout=args.timeout,
+        provenance=args.provenance,
+        echo=not args.json,
+    )
     e = outcome.entry
     if args.json:
         _emit_json(e.model_dump(mode="json", exclude_none=True))
     elif not args.quiet:
-        print(f"capsa: recorded step {e.step.name!r} (#{e.seq}): {e.status}"
-              + (f" ({e.reason})" if e.reason else "")
-              + f"; {len(e.step.outputs)} outputs", file=sys.stderr)
+        print(
+            f"capsa: recorded step {e.step.name!r} (#{e.seq}): {e.status}"
+            + (f" ({e.reason})" if e.reason else "")
+            + f"; {len(e.step.outputs)} outputs",
+            file=sys.stderr,
+        )
         if e.undeclared_outputs:
-            print("capsa: undeclared outputs recorded: " + ", ".join(e.undeclared_outputs),
-                  file=sys.stderr)
+            print(
+                "capsa: undeclared outputs recorded: " + ", ".join(e.undeclared_outputs),
+                file=sys.stderr,
+            )
     if outcome.exit_code != 0:
         return outcome.exit_code
     return EXIT_OK if e.status == "ok" else 1
@@ -342,14 +424,18 @@ def cmd_log(args: argparse.Namespace) -> int:
         return EXIT_OK
     for e in entries:
         outs = ", ".join(o.path for o in e.step.outputs) or "-"
-        print(f"#{e.seq:<3} {e.step.name:<16} {e.status:<6} image {e.step.image[7:19]}  "
-              f"{' '.join(e.step.argv)}  → {outs}")
+        print(
+            f"#{e.seq:<3} {e.step.name:<16} {e.status:<6} image {e.step.image[7:19]}  "
+            f"{' '.join(e.step.argv)}  → {outs}"
+        )
     return EXIT_OK
 
 
 def _print_replay(report: Any) -> None:
-    print(f"replayed {report.bundle_id} ({len(report.steps)} steps, {report.mode} mode, "
-          f"runtime {report.runtime} {report.runtime_version})")
+    print(
+        f"replayed {report.bundle_id} ({len(report.steps)} steps, {report.mode} mode, "
+        f"runtime {report.runtime} {report.runtime_version})"
+    )
     for st in report.steps:
         extra = f" — {st.reason}" if st.reason else ""
         print(f"step {st.name}: {st.status}{extra} ({st.duration_s:.1f} s)")
@@ -376,18 +462,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     attest_keys = _signing_keys([args.attest], args) if args.attest else []
     if args.attest_output and os.path.lexists(args.attest_output) and not args.force:
-        raise ExistsError("attestation file exists", where=args.attest_output,
-                          hint="use --force to replace it")
-    report = replay(args.bundle, steps=args.step, workdir=args.workdir, runtime=args.runtime,
-                    jobs=args.jobs, keep=args.keep, isolated=args.isolated,
-                    keys=_trusted_keys(args), allow_unsigned=args.allow_unsigned,
-                    timeout=args.timeout, progress=_progress(args))
+        raise ExistsError(
+            "attestation file exists", where=args.attest_output, hint="use --force to replace it"
+        )
+    report = replay(
+        args.bundle,
+        steps=args.step,
+        workdir=args.workdir,
+        runtime=args.runtime,
+        jobs=args.jobs,
+        keep=args.keep,
+        isolated=args.isolated,
+        keys=_trusted_keys(args),
+        allow_unsigned=args.allow_unsigned,
+        timeout=args.timeout,
+        progress=_progress(args),
+    )
     doc = dataclasses.asdict(report) | {"ok": report.ok, "counts": report.counts()}
     if args.attest:
         from .attest import write_replay_attestation
 
-        out = write_replay_attestation(doc, args.bundle, attest_keys, args.attest_output,
-                                       force=args.force)
+        out = write_replay_attestation(
+            doc, args.bundle, attest_keys, args.attest_output, force=args.force
+        )
         if not args.json and not args.quiet:
             print(f"signed replay attestation written to {out}")
     if args.json:
@@ -415,12 +512,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     sigs = doc["signatures"] or [{"keyid": "none", "status": "unsigned", "trusted": False}]
     for sgn in sigs:
         print(f"  signed   {sgn['keyid']}: {sgn['status']}{', trusted' if sgn['trusted'] else ''}")
-    print(f"  size     {_human(doc['content_size'])} content, {_human(doc['stored_size'])} stored "
-          f"(ratio {doc['compression_ratio']}), file {_human(doc['file_size'])}")
+    print(
+        f"  size     {_human(doc['content_size'])} content, {_human(doc['stored_size'])} stored "
+        f"(ratio {doc['compression_ratio']}), file {_human(doc['file_size'])}"
+    )
     for i in doc["images"]:
         base = f", from {i['image_from']}" if i["image_from"] else ""
-        print(f"  image    {i['path']}  {_human(i['size'])}  {i['arch'] or '?'}{base}  "
-              f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}")
+        print(
+            f"  image    {i['path']}  {_human(i['size'])}  {i['arch'] or '?'}{base}  "
+            f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}"
+        )
     for st in doc["steps"]:
         print(f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}")
     for role in ("input", "intermediate", "output", "other"):
@@ -453,18 +554,26 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"  origin   {o['path']}  {o['digest'][:19]}")
     for n, st in enumerate(h.steps, 1):
         image = st.image_path or st.image[:19]
-        ident = ", ".join(x for x in (f"SIF {st.sif_id}" if st.sif_id else "",
-                                      f"From: {st.image_from}" if st.image_from else "") if x)
+        ident = ", ".join(
+            x
+            for x in (
+                f"SIF {st.sif_id}" if st.sif_id else "",
+                f"From: {st.image_from}" if st.image_from else "",
+            )
+            if x
+        )
         print(f"  {n}. {st.name}: {' '.join(st.argv)}")
         print(f"       container {st.image[7:19]} {image}" + (f" ({ident})" if ident else ""))
         if args.full:
-            print(f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}")
+            print(
+                f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}"
+            )
             for k, v in sorted(st.env.items()):
                 print(f"       env {k}={v}")
-            for f in st.inputs:
-                print(f"       in  {f['path']}  {f['digest']}")
-            for f in st.outputs:
-                print(f"       out {f['path']}  {f['digest']}")
+            for ref in st.inputs:
+                print(f"       in  {ref['path']}  {ref['digest']}")
+            for ref in st.outputs:
+                print(f"       out {ref['path']}  {ref['digest']}")
     if args.graph:
         print(f"lineage graph written to {args.graph}")
     return EXIT_OK
@@ -479,14 +588,18 @@ def cmd_sif_inspect(args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(info)
         return EXIT_OK
-    print(f"SIF {args.image}: id {info['id']}, arch {info['arch']}, "
-          f"{len(info['objects'])} objects")
+    print(f"SIF {args.image}: id {info['id']}, arch {info['arch']}, {len(info['objects'])} objects")
     for o in info["objects"]:
-        extra = {k: v for k, v in o.items()
-                 if k in ("fs_type", "part_type", "arch", "hash_type", "entity", "format") and v}
+        extra = {
+            k: v
+            for k, v in o.items()
+            if k in ("fs_type", "part_type", "arch", "hash_type", "entity", "format") and v
+        }
         detail = " ".join(f"{k}={v}" for k, v in extra.items())
-        print(f"  {o['id']:>3}  {o['type']:<13} group {o['group']:<2} {_human(o['size']):>10}  "
-              f"{o['name']}  {detail}".rstrip())
+        print(
+            f"  {o['id']:>3}  {o['type']:<13} group {o['group']:<2} {_human(o['size']):>10}  "
+            f"{o['name']}  {detail}".rstrip()
+        )
         if o["type"] == "Deffile" and "content" in o:
             for line in o["content"].splitlines():
                 print(f"         | {line}")
@@ -503,20 +616,32 @@ def cmd_sif_verify(args: argparse.Namespace) -> int:
     valid = [r for r in results if r.status == "valid"]
     bad = [r for r in results if r.status == "invalid"]
     if args.json:
-        _emit_json({"image": args.image, "ok": bool(valid) and not bad,
-                    "signatures": [vars(r) for r in results]})
+        _emit_json(
+            {
+                "image": args.image,
+                "ok": bool(valid) and not bad,
+                "signatures": [vars(r) for r in results],
+            }
+        )
     elif not args.quiet:
         for r in results:
-            print(f"signature object {r.descriptor_id} ({r.kind}, group {r.group}): {r.status}"
-                  + (f" — {r.reason}" if r.reason else "")
-                  + (f"; keys {', '.join(r.keyids)}" if r.keyids else ""))
+            print(
+                f"signature object {r.descriptor_id} ({r.kind}, group {r.group}): {r.status}"
+                + (f" — {r.reason}" if r.reason else "")
+                + (f"; keys {', '.join(r.keyids)}" if r.keyids else "")
+            )
     if bad:
-        raise SignatureError(f"signature object {bad[0].descriptor_id} is invalid: {bad[0].reason}",
-                             where=args.image)
+        raise SignatureError(
+            f"signature object {bad[0].descriptor_id} is invalid: {bad[0].reason}", where=args.image
+        )
     if not valid:
-        raise SignatureError("no DSSE signature by a trusted key", where=args.image,
-                             hint="give the signer's public key with --key" if results else
-                             "the image is not signed")
+        raise SignatureError(
+            "no DSSE signature by a trusted key",
+            where=args.image,
+            hint="give the signer's public key with --key"
+            if results
+            else "the image is not signed",
+        )
     return EXIT_OK
 
 
@@ -525,8 +650,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     policy = h5compare.make_policy(args.ignore_attr, args.rtol, args.atol)
     with h5compare.open_source(args.a) as a, h5compare.open_source(args.b) as b:
-        result = h5compare.compare(a, b, policy, max_indices=args.max_indices,
-                                   names=(args.a, args.b))
+        result = h5compare.compare(
+            a, b, policy, max_indices=args.max_indices, names=(args.a, args.b)
+        )
     if args.json:
         _emit_json(result.as_dict())
     elif not args.quiet:
@@ -537,55 +663,103 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     def flags(default: object) -> argparse.ArgumentParser:
         p = argparse.ArgumentParser(add_help=False)
-        p.add_argument("-v", "--verbose", action="store_true", default=default,
-                       help="show tracebacks on errors")
-        p.add_argument("-q", "--quiet", action="store_true", default=default,
-                       help="no progress, no summary")
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=default,
+            help="show tracebacks on errors",
+        )
+        p.add_argument(
+            "-q", "--quiet", action="store_true", default=default, help="no progress, no summary"
+        )
         return p
 
     # A subcommand's defaults would overwrite `capsa -v CMD`; only the top level sets them.
     common = flags(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="capsa", parents=[flags(False)],
+        prog="capsa",
+        parents=[flags(False)],
         description="Seal an analysis (SIF images, HDF5 data, provenance) into one signed file.",
         epilog="exit codes: 0 ok, 1 replay/diff found differences (or a recorded command failed), "
-               "2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, 7 replay error, "
-               "8 destination exists, 9 not found, 10 I/O error, 130 interrupted",
+        "2 usage, 3 format, 4 integrity, 5 signature, 6 runtime, 7 replay error, "
+        "8 destination exists, 9 not found, 10 I/O error, 130 interrupted",
     )
-    parser.add_argument("--version", action="version", version=f"capsa {capsa.__version__} "
-                        f"(format {capsa.FORMAT_VERSION})")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"capsa {capsa.__version__} (format {capsa.FORMAT_VERSION})",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help, description=help)
         p.set_defaults(func=func)
         return p
 
     def trust_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--key", action="append", default=[], metavar="PUBLIC_KEY",
-                       help="a trusted public key (PEM or OpenSSH); repeatable")
-        p.add_argument("--trusted-keys", action="append", default=[], metavar="DIR",
-                       help="trust every *.pub / *.pem key in DIR")
+        p.add_argument(
+            "--key",
+            action="append",
+            default=[],
+            metavar="PUBLIC_KEY",
+            help="a trusted public key (PEM or OpenSSH); repeatable",
+        )
+        p.add_argument(
+            "--trusted-keys",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="trust every *.pub / *.pem key in DIR",
+        )
 
     p = add("pack", cmd_pack, "pack files and directories into a bundle")
-    p.add_argument("paths", nargs="*", metavar="PATH",
-                   help="files and directories; with --from-journal: the outputs to pack")
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files and directories; with --from-journal: the outputs to pack",
+    )
     p.add_argument("-o", "--output", required=True, metavar="OUT.capsa")
-    p.add_argument("--from-journal", action="store_true",
-                   help="pack the recorded steps behind the given outputs (all if none)")
+    p.add_argument(
+        "--from-journal",
+        action="store_true",
+        help="pack the recorded steps behind the given outputs (all if none)",
+    )
     p.add_argument("--title", default="")
     p.add_argument("--description", default="")
     p.add_argument("--author", action="append", default=[], metavar="NAME")
     p.add_argument("--license", metavar="SPDX")
     p.add_argument("--identifier", action="append", default=[], metavar="SCHEME:VALUE")
-    p.add_argument("--created", metavar="YYYY-MM-DDTHH:MM:SSZ",
-                   help="creation time to record (default: SOURCE_DATE_EPOCH if set, else none)")
-    p.add_argument("--role", action="append", default=[], metavar="[GLOB=]ROLE",
-                   help="role of matching bundle paths: input, output, intermediate, image, other")
-    p.add_argument("--level", type=int, default=3, choices=range(1, 20), metavar="1-19",
-                   help="zstd level (default 3)")
-    p.add_argument("--sign", action="append", default=[], metavar="PRIVATE_KEY",
-                   help="sign the bundle with this key; repeatable")
+    p.add_argument(
+        "--created",
+        metavar="YYYY-MM-DDTHH:MM:SSZ",
+        help="creation time to record (default: SOURCE_DATE_EPOCH if set, else none)",
+    )
+    p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="[GLOB=]ROLE",
+        help="role of matching bundle paths: input, output, intermediate, image, other",
+    )
+    p.add_argument(
+        "--level",
+        type=int,
+        default=3,
+        choices=range(1, 20),
+        metavar="1-19",
+        help="zstd level (default 3)",
+    )
+    p.add_argument(
+        "--sign",
+        action="append",
+        default=[],
+        metavar="PRIVATE_KEY",
+        help="sign the bundle with this key; repeatable",
+    )
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase of an encrypted key")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.add_argument("--json", action="store_true")
@@ -609,55 +783,110 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("verify", cmd_verify, "check a bundle: structure, digest of every blob, signatures")
     p.add_argument("bundle")
-    p.add_argument("--level", choices=("structure", "fixity", "full"), default="full",
-                   help="structure; fixity (+ every digest); full (+ signatures, default)")
+    p.add_argument(
+        "--level",
+        choices=("structure", "fixity", "full"),
+        default="full",
+        help="structure; fixity (+ every digest); full (+ signatures, default)",
+    )
     trust_options(p)
-    p.add_argument("--require-signature", action=argparse.BooleanOptionalAction, default=None,
-                   help="fail unless a trusted key signed the bundle (default: when keys are given)")
-    p.add_argument("--deep", action="store_true",
-                   help="also decompress every compressed blob and check its content digest")
+    p.add_argument(
+        "--require-signature",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fail unless a trusted key signed the bundle (default: when keys are given)",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also decompress every compressed blob and check its content digest",
+    )
     p.add_argument("--jobs", type=int, default=2, metavar="N")
     p.add_argument("--json", action="store_true")
 
     p = add("run", cmd_run, "run a command in a container image and record it as a step")
     p.add_argument("--image", required=True, metavar="IMG.sif")
-    p.add_argument("--input", action="append", default=[], metavar="PATH",
-                   help="a file the step reads (hashed before the run); repeatable")
-    p.add_argument("--output", action="append", default=[], metavar="PATH",
-                   help="a file the step writes (hashed after the run); repeatable")
+    p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file the step reads (hashed before the run); repeatable",
+    )
+    p.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file the step writes (hashed after the run); repeatable",
+    )
     p.add_argument("--name", help="step name (default stepN)")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap"))
+    p.add_argument(
+        "--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap")
+    )
     p.add_argument("--network", action="store_true", help="allow network access (off by default)")
     p.add_argument("--timeout", type=float, metavar="SECONDS")
-    p.add_argument("--compare", action="append", default=[], metavar="[PATH=]bytes|hdf5",
-                   help="how replay compares the outputs (default: identical bytes)")
-    p.add_argument("--ignore-attr", action="append", default=[], metavar="[PATH=]OBJ@ATTR",
-                   help="HDF5 attribute allowed to differ, e.g. /@kid or *@kid")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="[PATH=]bytes|hdf5",
+        help="how replay compares the outputs (default: identical bytes)",
+    )
+    p.add_argument(
+        "--ignore-attr",
+        action="append",
+        default=[],
+        metavar="[PATH=]OBJ@ATTR",
+        help="HDF5 attribute allowed to differ, e.g. /@kid or *@kid",
+    )
     p.add_argument("--rtol", action="append", default=[], metavar="[PATH=]X")
     p.add_argument("--atol", action="append", default=[], metavar="[PATH=]X")
-    p.add_argument("--provenance", action="append", default=[], metavar="FILE",
-                   help="attach the tool's own provenance log (ctapipe, km3pipe .prov.json)")
+    p.add_argument(
+        "--provenance",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach the tool's own provenance log (ctapipe, km3pipe .prov.json)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...")
 
-    p = add("replay", cmd_replay,
-            "re-run a bundle's steps in their images and compare every output")
+    p = add(
+        "replay", cmd_replay, "re-run a bundle's steps in their images and compare every output"
+    )
     p.add_argument("bundle")
-    p.add_argument("--step", action="append", default=[], metavar="NAME",
-                   help="replay only this step (repeatable; default all)")
+    p.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="replay only this step (repeatable; default all)",
+    )
     p.add_argument("--workdir", metavar="DIR", help="where step work directories are made")
-    p.add_argument("--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap"))
+    p.add_argument(
+        "--runtime", default="auto", choices=("auto", "apptainer", "singularity", "bwrap")
+    )
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps in parallel")
     p.add_argument("--keep", action="store_true", help="keep the work directories")
-    p.add_argument("--isolated", action="store_true",
-                   help="feed each step the recorded inputs instead of replayed ones")
+    p.add_argument(
+        "--isolated",
+        action="store_true",
+        help="feed each step the recorded inputs instead of replayed ones",
+    )
     trust_options(p)
-    p.add_argument("--allow-unsigned", action="store_true",
-                   help="replay without checking signatures (fixity is still checked)")
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="replay without checking signatures (fixity is still checked)",
+    )
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per step (default none)")
-    p.add_argument("--attest", metavar="PRIVATE_KEY",
-                   help="write the report as a signed DSSE in-toto attestation")
+    p.add_argument(
+        "--attest",
+        metavar="PRIVATE_KEY",
+        help="write the report as a signed DSSE in-toto attestation",
+    )
     p.add_argument("--attest-output", metavar="FILE")
     p.add_argument("--passphrase-file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace an existing attestation file")
@@ -668,11 +897,17 @@ def build_parser() -> argparse.ArgumentParser:
     trust_options(p)
     p.add_argument("--json", action="store_true")
 
-    p = add("history", cmd_history,
-            "how a file was made: origin inputs and every step, oldest first")
-    p.add_argument("target", metavar="BUNDLE|FILE",
-                   help="a bundle (with PATH), or a file on disk looked up in the local journal")
-    p.add_argument("path", nargs="?", metavar="PATH", help="file in the bundle (default: its output)")
+    p = add(
+        "history", cmd_history, "how a file was made: origin inputs and every step, oldest first"
+    )
+    p.add_argument(
+        "target",
+        metavar="BUNDLE|FILE",
+        help="a bundle (with PATH), or a file on disk looked up in the local journal",
+    )
+    p.add_argument(
+        "path", nargs="?", metavar="PATH", help="file in the bundle (default: its output)"
+    )
     p.add_argument("--full", action="store_true", help="also env, digests, runtime")
     p.add_argument("--graph", metavar="FILE.dot", help="write the lineage as Graphviz DOT")
     p.add_argument("--force", action="store_true", help="replace an existing --graph file")
@@ -683,8 +918,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("keygen", cmd_keygen, "write a new Ed25519 key pair NAME.key / NAME.pub")
     p.add_argument("-o", "--output", required=True, metavar="NAME")
-    p.add_argument("--passphrase-file", metavar="FILE",
-                   help="encrypt the private key with this passphrase (or set CAPSA_PASSPHRASE)")
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="encrypt the private key with this passphrase (or set CAPSA_PASSPHRASE)",
+    )
     p.add_argument("--force", action="store_true", help="replace existing key files")
     p.add_argument("--json", action="store_true")
 
@@ -696,28 +934,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = add("diff", cmd_diff, "compare the content of two HDF5 files")
-    p.epilog = ("B is the reference: 'missing' = only in B, 'extra' = only in A, relative "
-                "differences are relative to B. A or B may be BUNDLE.capsa:MEMBER. Exit codes: "
-                "0 identical or equivalent, 1 different, 3 not HDF5, 9 no such file.")
+    p.epilog = (
+        "B is the reference: 'missing' = only in B, 'extra' = only in A, relative "
+        "differences are relative to B. A or B may be BUNDLE.capsa:MEMBER. Exit codes: "
+        "0 identical or equivalent, 1 different, 3 not HDF5, 9 no such file."
+    )
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
-    p.add_argument("--ignore-attr", action="append", default=[], metavar="OBJ@ATTR",
-                   help="an attribute allowed to differ, e.g. /@kid, or *@kid at any object")
+    p.add_argument(
+        "--ignore-attr",
+        action="append",
+        default=[],
+        metavar="OBJ@ATTR",
+        help="an attribute allowed to differ, e.g. /@kid, or *@kid at any object",
+    )
     p.add_argument("--rtol", metavar="X", help="relative tolerance for floating-point values")
     p.add_argument("--atol", metavar="X", help="absolute tolerance (also for integers)")
-    p.add_argument("--max-indices", type=int, default=10, metavar="N",
-                   help="differing indices to list per dataset (default 10)")
+    p.add_argument(
+        "--max-indices",
+        type=int,
+        default=10,
+        metavar="N",
+        help="differing indices to list per dataset (default 10)",
+    )
     p.add_argument("--json", action="store_true")
 
     sif = sub.add_parser("sif", help="inspect and verify SIF container images")
     sif_sub = sif.add_subparsers(dest="sif_command", required=True, metavar="SIF_COMMAND")
-    p = sif_sub.add_parser("inspect", parents=[common], help="show a SIF image's header and objects")
+    p = sif_sub.add_parser(
+        "inspect", parents=[common], help="show a SIF image's header and objects"
+    )
     p.set_defaults(func=cmd_sif_inspect)
     p.add_argument("image", help="a SIF file, or a bundle with --member")
     p.add_argument("--member", metavar="PATH", help="the SIF image at PATH inside bundle IMAGE")
     p.add_argument("--json", action="store_true")
-    p = sif_sub.add_parser("verify", parents=[common],
-                           help="check a SIF image's DSSE signatures as Apptainer does")
+    p = sif_sub.add_parser(
+        "verify", parents=[common], help="check a SIF image's DSSE signatures as Apptainer does"
+    )
     p.set_defaults(func=cmd_sif_verify)
     p.add_argument("image", help="a SIF file, or a bundle with --member")
     p.add_argument("--member", metavar="PATH", help="the SIF image at PATH inside bundle IMAGE")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import FormatError
 
-__all__ = ["DIGEST_RE", "parse_digest", "format_digest", "sha256_file", "sha256_bytes"]
+__all__ = ["DIGEST_RE", "format_digest", "parse_digest", "sha256_bytes", "sha256_file"]
 
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 _CHUNK = 1 << 20

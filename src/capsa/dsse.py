@@ -15,7 +15,7 @@ from typing import Any
 from .errors import FormatError
 from .keys import PrivateKey, PublicKey
 
-__all__ = ["Envelope", "Signature", "pae", "sign", "parse_envelope"]
+__all__ = ["Envelope", "Signature", "pae", "parse_envelope", "sign"]
 
 MAX_ENVELOPE = 96 << 20  # a 64 MiB manifest, base64-encoded, plus signatures
 
@@ -78,7 +78,9 @@ def parse_envelope(data: bytes, *, where: str) -> Envelope:
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FormatError(f"signature envelope is not valid JSON: {e}", where=where) from e
     if not isinstance(obj, dict) or set(obj) != {"payload", "payloadType", "signatures"}:
-        raise FormatError("not a DSSE envelope (needs payload, payloadType, signatures)", where=where)
+        raise FormatError(
+            "not a DSSE envelope (needs payload, payloadType, signatures)", where=where
+        )
     if not isinstance(obj["payloadType"], str):
         raise FormatError("envelope payloadType is not a string", where=where)
     sigs = obj["signatures"]

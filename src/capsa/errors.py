@@ -7,14 +7,14 @@ from __future__ import annotations
 
 __all__ = [
     "Error",
+    "ExistsError",
     "FormatError",
     "IntegrityError",
-    "SignatureError",
-    "RuntimeError_",
-    "ReplayError",
-    "UsageError",
-    "ExistsError",
     "NotFoundError",
+    "ReplayError",
+    "RuntimeError_",
+    "SignatureError",
+    "UsageError",
 ]
 
 
@@ -80,7 +80,7 @@ class SignatureError(Error):
     exit_code = 5
 
 
-class RuntimeError_(Error):  # noqa: N801 - trailing underscore avoids shadowing the builtin
+class RuntimeError_(Error):
     """A container runtime is missing or failed."""
 
     exit_code = 6

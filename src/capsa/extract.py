@@ -28,7 +28,11 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEX
 def _segments(path: str) -> list[str]:
     parts = path.split("/")
     # The manifest model already enforces this; re-checked here because this is the last line.
-    if not path or path.startswith("/") or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+    if (
+        not path
+        or path.startswith("/")
+        or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
+    ):
         raise FormatError("unsafe path in manifest", where=path)
     return parts
 
@@ -47,8 +51,11 @@ def _open_parent(root_fd: int, parts: list[str], *, create: bool, where: str) ->
                 os.close(fd)
                 return -1
             except (NotADirectoryError, OSError) as e:
-                raise UsageError("refusing to extract through a symbolic link or non-directory",
-                                 where=where, hint=f"remove {name!r} from the target") from e
+                raise UsageError(
+                    "refusing to extract through a symbolic link or non-directory",
+                    where=where,
+                    hint=f"remove {name!r} from the target",
+                ) from e
             os.close(fd)
             fd = nfd
         return fd
@@ -72,8 +79,11 @@ def extract_bundle(
             p = p.strip("/")
             hits = [q for q in files if q == p or q.startswith(p + "/")]
             if not hits:
-                raise NotFoundError("no such member", where=f"{bundle.path}: {p}",
-                                    hint="`capsa ls` lists the members")
+                raise NotFoundError(
+                    "no such member",
+                    where=f"{bundle.path}: {p}",
+                    hint="`capsa ls` lists the members",
+                )
             selected.extend(hits)
         selected = sorted(set(selected))
     else:
@@ -132,8 +142,12 @@ def _extract_one(
                     bar.update(len(chunk))  # type: ignore[attr-defined]
             found = format_digest(sha.hexdigest())
             if found != entry.digest:
-                raise IntegrityError("digest mismatch", where=f"{bundle.path}: {path}",
-                                     expected=entry.digest, found=found)
+                raise IntegrityError(
+                    "digest mismatch",
+                    where=f"{bundle.path}: {path}",
+                    expected=entry.digest,
+                    found=found,
+                )
             os.fchmod(out, 0o755 if entry.mode == "0755" else 0o644)
         finally:
             os.close(out)
@@ -143,7 +157,9 @@ def _extract_one(
             try:
                 os.link(tmp, parts[-1], src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
             except FileExistsError:
-                raise ExistsError("file exists", where=where, hint="use --force to replace it") from None
+                raise ExistsError(
+                    "file exists", where=where, hint="use --force to replace it"
+                ) from None
             os.unlink(tmp, dir_fd=fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -96,8 +96,12 @@ class Difference:
         return f"{self.kind} {where}: {_describe_difference(self)}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "kind": self.kind, "detail": self.detail,
-                "summary": self.summary}
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "detail": self.detail,
+            "summary": self.summary,
+        }
 
 
 @dataclass
@@ -116,9 +120,13 @@ class H5Diff:
         return not self.differences
 
     def as_dict(self) -> dict[str, Any]:
-        return {"a": self.a, "b": self.b, "equal": self.equal,
-                "differences": [d.as_dict() for d in self.differences],
-                "ignored": [d.as_dict() for d in self.ignored]}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "equal": self.equal,
+            "differences": [d.as_dict() for d in self.differences],
+            "ignored": [d.as_dict() for d in self.ignored],
+        }
 
 
 @dataclass
@@ -174,8 +182,10 @@ class _Rules:
 def _split_rule(rule: str) -> tuple[str, str]:
     obj, sep, name = rule.rpartition("@")
     if not sep or not name or not (obj == "*" or obj.startswith("/")):
-        raise UsageError(f"ignored attribute {rule!r} is not OBJECT@NAME",
-                         hint="e.g. /@kid, /group/dataset@name, or *@kid for any object")
+        raise UsageError(
+            f"ignored attribute {rule!r} is not OBJECT@NAME",
+            hint="e.g. /@kid, /group/dataset@name, or *@kid for any object",
+        )
     if obj not in ("*", "/"):
         obj = "/" + "/".join(p for p in obj.split("/") if p)
     return obj, name
@@ -185,8 +195,9 @@ def _rules(policy: ComparePolicy | None) -> _Rules:
     if policy is None:
         return _Rules()
     if not isinstance(policy, ComparePolicy):
-        raise UsageError("a comparison policy must be a ComparePolicy, "
-                         f"not {type(policy).__name__}")
+        raise UsageError(
+            f"a comparison policy must be a ComparePolicy, not {type(policy).__name__}"
+        )
     exact, anywhere = set(), set()
     for rule in policy.ignore_attrs:
         obj, name = _split_rule(rule)
@@ -196,22 +207,36 @@ def _rules(policy: ComparePolicy | None) -> _Rules:
             exact.add((obj, name))
     rtol = float(policy.rtol) if policy.rtol is not None else 0.0
     atol = float(policy.atol) if policy.atol is not None else 0.0
-    return _Rules(frozenset(exact), frozenset(anywhere), rtol, atol,
-                  tolerance=policy.rtol is not None or policy.atol is not None,
-                  int_atol=policy.atol is not None)
+    return _Rules(
+        frozenset(exact),
+        frozenset(anywhere),
+        rtol,
+        atol,
+        tolerance=policy.rtol is not None or policy.atol is not None,
+        int_atol=policy.atol is not None,
+    )
 
 
-def make_policy(ignore_attrs: Sequence[str] = (), rtol: str | None = None,
-                atol: str | None = None) -> ComparePolicy:
+def make_policy(
+    ignore_attrs: Sequence[str] = (), rtol: str | None = None, atol: str | None = None
+) -> ComparePolicy:
     """An ``hdf5`` policy from command-line values; bad values are a `UsageError`."""
     try:
-        policy = ComparePolicy(method="hdf5", ignore_attrs=tuple(ignore_attrs), rtol=rtol,
-                               atol=atol)
+        policy = ComparePolicy(
+            method="hdf5", ignore_attrs=tuple(ignore_attrs), rtol=rtol, atol=atol
+        )
     except ValueError:
-        bad = next((f"--{k} {v!r}" for k, v in (("rtol", rtol), ("atol", atol))
-                    if v is not None and not _is_decimal(v)), "the comparison policy")
-        raise UsageError(f"{bad} is not a non-negative decimal number",
-                         hint="e.g. 1e-6 or 0.001") from None
+        bad = next(
+            (
+                f"--{k} {v!r}"
+                for k, v in (("rtol", rtol), ("atol", atol))
+                if v is not None and not _is_decimal(v)
+            ),
+            "the comparison policy",
+        )
+        raise UsageError(
+            f"{bad} is not a non-negative decimal number", hint="e.g. 1e-6 or 0.001"
+        ) from None
     _rules(policy)  # checks the attribute rules
     return policy
 
@@ -487,8 +512,9 @@ class _Encoder:
         self.f = f
         self.seen = seen
 
-    def array(self, x: Array, dt: np.dtype[Any] | None = None, *,
-              inplace: bool = False) -> bytes | Array:
+    def array(
+        self, x: Array, dt: np.dtype[Any] | None = None, *, inplace: bool = False
+    ) -> bytes | Array:
         """Bytes (or a C-contiguous array to hash) for ``x``'s elements in C order; with
         ``inplace``, ``x`` (an array nobody else uses) may be changed."""
         dt = x.dtype if dt is None else dt
@@ -584,8 +610,11 @@ class _Attr:
     value: Array | None
 
     def header(self, name: str) -> dict[str, Any]:
-        return {"attribute": name, "dtype": _describe_dtype(self.dtype),
-                "shape": None if self.shape is None else list(self.shape)}
+        return {
+            "attribute": name,
+            "dtype": _describe_dtype(self.dtype),
+            "shape": None if self.shape is None else list(self.shape),
+        }
 
 
 def _attr_names(oid: Any) -> list[str]:
@@ -626,8 +655,11 @@ def _block_elements(dt: np.dtype[Any], budget: int) -> int:
     return max(1, budget // max(dt.itemsize, 1))
 
 
-def _selections(shape: tuple[int, ...], max_elements: int, chunks: tuple[int, ...] | None,
-                ) -> Iterator[tuple[tuple[Any, ...], tuple[int, ...]]]:
+def _selections(
+    shape: tuple[int, ...],
+    max_elements: int,
+    chunks: tuple[int, ...] | None,
+) -> Iterator[tuple[tuple[Any, ...], tuple[int, ...]]]:
     """Hyperslabs that tile ``shape`` in C order, each C-contiguous and at most ``max_elements``
     (at least one row of the last axis is split if it must be); aligned to ``chunks`` when they
     are smaller than a block. Yields (selection, global index of the block's first element)."""
@@ -659,9 +691,16 @@ def _read(ds: Any, sel: tuple[Any, ...]) -> Array:
 
 
 def _frame(h: Any, obj: Any) -> None:
-    data = obj if isinstance(obj, bytes) else json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    ).encode("utf-8", "surrogateescape")
+    data = (
+        obj
+        if isinstance(obj, bytes)
+        else json.dumps(
+            obj,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode("utf-8", "surrogateescape")
+    )
     h.update(_U64.pack(len(data)))
     h.update(data)
 
@@ -780,8 +819,10 @@ class _Tally:
     fields: dict[str, tuple[_Stats, _Stats]] = field(default_factory=dict)
 
 
-def _leaves(dt: np.dtype[Any], prefix: tuple[str, ...] = (),
-            ) -> list[tuple[tuple[str, ...], np.dtype[Any]]]:
+def _leaves(
+    dt: np.dtype[Any],
+    prefix: tuple[str, ...] = (),
+) -> list[tuple[tuple[str, ...], np.dtype[Any]]]:
     if dt.subdtype is not None:
         return _leaves(dt.subdtype[0], prefix)
     if dt.names is not None:
@@ -819,8 +860,15 @@ def _float_ne(a: Array, b: Array) -> Array:
     return ne
 
 
-def _leaf_diff(av: Array, bv: Array, dt: np.dtype[Any], n_dims: int, rules: _Rules,
-               enc_a: _Encoder, enc_b: _Encoder) -> tuple[Array, Array, _Stats, _Stats] | None:
+def _leaf_diff(
+    av: Array,
+    bv: Array,
+    dt: np.dtype[Any],
+    n_dims: int,
+    rules: _Rules,
+    enc_a: _Encoder,
+    enc_b: _Encoder,
+) -> tuple[Array, Array, _Stats, _Stats] | None:
     """One field of a block pair: (elements beyond tolerance, elements that differ at all, stats
     of both categories), masks over the block's ``n_dims`` element dimensions; None if equal."""
     h5py = _h5py()
@@ -829,13 +877,17 @@ def _leaf_diff(av: Array, bv: Array, dt: np.dtype[Any], n_dims: int, rules: _Rul
         if h5py.check_string_dtype(dt) is not None:
             pairs = (_as_bytes(x) != _as_bytes(y) for x, y in zip(av.flat, bv.flat, strict=True))
         else:
-            pairs = (enc_a.element(x, dt) != enc_b.element(y, dt)
-                     for x, y in zip(av.flat, bv.flat, strict=True))
+            pairs = (
+                enc_a.element(x, dt) != enc_b.element(y, dt)
+                for x, y in zip(av.flat, bv.flat, strict=True)
+            )
         ne = np.fromiter(pairs, dtype=bool, count=av.size).reshape(av.shape)
     elif dt.kind == "V":  # opaque: numpy has no comparison for unstructured void
         n = dt.itemsize
-        ne = (np.ascontiguousarray(av).view(np.uint8).reshape((*av.shape, n))
-              != np.ascontiguousarray(bv).view(np.uint8).reshape((*bv.shape, n))).any(axis=-1)
+        ne = (
+            np.ascontiguousarray(av).view(np.uint8).reshape((*av.shape, n))
+            != np.ascontiguousarray(bv).view(np.uint8).reshape((*bv.shape, n))
+        ).any(axis=-1)
     elif dt.kind == "c":  # component by component, NaN equals NaN
         ne = _float_ne(av.real, bv.real) | _float_ne(av.imag, bv.imag)
     elif dt.kind == "f":
@@ -848,8 +900,11 @@ def _leaf_diff(av: Array, bv: Array, dt: np.dtype[Any], n_dims: int, rules: _Rul
     sb, st = _Stats(), _Stats()
     if dt.kind in "fciu":
         d, exact = _abs_diff(av, bv)
-        absb = (np.abs(bv).astype(np.float64, copy=False) if dt.kind == "c"
-                else np.abs(bv.astype(np.float64)))
+        absb = (
+            np.abs(bv).astype(np.float64, copy=False)
+            if dt.kind == "c"
+            else np.abs(bv.astype(np.float64))
+        )
         if dt.kind in "fc" and rules.tolerance:
             with np.errstate(invalid="ignore", over="ignore"):
                 limit = absb * rules.rtol
@@ -883,20 +938,26 @@ def _first_true(mask: Array, k: int) -> list[int]:
     for i in range(0, flat.size, step):
         if len(out) >= k:
             break
-        out.extend(int(j) + i for j in np.flatnonzero(flat[i:i + step])[:k - len(out)])
+        out.extend(int(j) + i for j in np.flatnonzero(flat[i : i + step])[: k - len(out)])
     return out
 
 
-def _compare_block(xa: Array, xb: Array, eshape: tuple[int, ...],
-                   start: tuple[int, ...], tally: _Tally, rules: _Rules,
-                   enc_a: _Encoder, enc_b: _Encoder) -> None:
+def _compare_block(
+    xa: Array,
+    xb: Array,
+    eshape: tuple[int, ...],
+    start: tuple[int, ...],
+    tally: _Tally,
+    rules: _Rules,
+    enc_a: _Encoder,
+    enc_b: _Encoder,
+) -> None:
     """Add one aligned block pair to ``tally``; ``eshape`` is the block's element shape and
     ``start`` the global index of its first element."""
     leaves = _leaves(xa.dtype)
     bad = ne = None
     for names, dt in leaves:
-        r = _leaf_diff(_field(xa, names), _field(xb, names), dt, len(eshape), rules,
-                       enc_a, enc_b)
+        r = _leaf_diff(_field(xa, names), _field(xb, names), dt, len(eshape), rules, enc_a, enc_b)
         if r is None:
             continue
         lbad, lne, sb, st = r
@@ -958,8 +1019,12 @@ class _Differ:
                 continue
             self._node(na, nb, covered)
 
-    def _node(self, na: _Node, nb: _Node,
-              covered: list[tuple[str, dict[str, Any], list[dict[str, _Node]]]]) -> None:
+    def _node(
+        self,
+        na: _Node,
+        nb: _Node,
+        covered: list[tuple[str, dict[str, Any], list[dict[str, _Node]]]],
+    ) -> None:
         path = na.path
         relinked = na.kind not in _OBJECTS and (na.target, na.file) != (nb.target, nb.file)
         if na.kind != nb.kind or relinked:
@@ -977,15 +1042,17 @@ class _Differ:
             return
         da, db = _describe_dtype(ida.dtype), _describe_dtype(idb.dtype)
         if da != db:
-            self.out.differences.append(Difference(path, "dtype", {"a": _show_dtype(da),
-                                                                   "b": _show_dtype(db)}))
+            self.out.differences.append(
+                Difference(path, "dtype", {"a": _show_dtype(da), "b": _show_dtype(db)})
+            )
             return
         if na.kind == "datatype":
             return
         sa, sb = _dataset_shape(oa), _dataset_shape(ob)
         if sa != sb:
-            self.out.differences.append(Difference(path, "shape", {"a": _show_shape(sa),
-                                                                   "b": _show_shape(sb)}))
+            self.out.differences.append(
+                Difference(path, "shape", {"a": _show_shape(sa), "b": _show_shape(sb)})
+            )
             return
         if sa is not None:
             self._data(path, oa, ob, sa)
@@ -1018,8 +1085,9 @@ class _Differ:
             if not aa.shape:
                 va, vb = va.reshape((1, *va.shape)), vb.reshape((1, *vb.shape))
             tally = _Tally(math.prod(eshape), 0)
-            _compare_block(va, vb, eshape, (0,) * len(eshape), tally, self.rules,
-                           self.enc_a, self.enc_b)
+            _compare_block(
+                va, vb, eshape, (0,) * len(eshape), tally, self.rules, self.enc_a, self.enc_b
+            )
             if not tally.bad.count and not tally.tolerated.count:
                 continue
             detail["a"], detail["b"] = _show_value(aa.value), _show_value(ab.value)
@@ -1045,8 +1113,9 @@ class _Differ:
         tally = _Tally(math.prod(shape), self.max_indices)
         # A block of each file, and float64 temporaries for every scalar: ~8 bytes each.
         per_elem = max(dt.itemsize, 8 * _slots(dt))
-        limit = (OBJECT_BLOCK if _canonical_dtype(dt) is None
-                 else max(1, (BLOCK_BYTES // 4) // per_elem))
+        limit = (
+            OBJECT_BLOCK if _canonical_dtype(dt) is None else max(1, (BLOCK_BYTES // 4) // per_elem)
+        )
         for sel, start in _selections(shape, limit, da.chunks):
             xa, xb = _read(da, sel), _read(db, sel)
             eshape = _element_shape(shape, sel)
@@ -1059,15 +1128,18 @@ class _Differ:
         if tally.bad.count:
             detail = base | tally.bad.as_detail() | {"first": tally.first}
             if tally.fields:
-                detail["fields"] = {k: b.as_detail() for k, (b, _t) in tally.fields.items()
-                                    if b.count}
+                detail["fields"] = {
+                    k: b.as_detail() for k, (b, _t) in tally.fields.items() if b.count
+                }
             self.out.differences.append(Difference(path, "data", detail))
         if tally.tolerated.count:
-            detail = (base | tally.tolerated.as_detail() | self._tolerance()
-                      | {"within_tolerance": True})
+            detail = (
+                base | tally.tolerated.as_detail() | self._tolerance() | {"within_tolerance": True}
+            )
             if tally.fields:
-                detail["fields"] = {k: t.as_detail() for k, (_b, t) in tally.fields.items()
-                                    if t.count}
+                detail["fields"] = {
+                    k: t.as_detail() for k, (_b, t) in tally.fields.items() if t.count
+                }
             self.out.ignored.append(Difference(path, "data", detail))
 
 
@@ -1085,7 +1157,7 @@ def _element_shape(shape: tuple[int, ...], sel: tuple[Any, ...]) -> tuple[int, .
     if k < 0:
         return ()
     s = sel[k]
-    return (s.stop - s.start, *shape[k + 1:])
+    return (s.stop - s.start, *shape[k + 1 :])
 
 
 def _node_kind(n: _Node) -> str:
@@ -1101,8 +1173,9 @@ def _node_kind(n: _Node) -> str:
 
 
 def _show_dtype(desc: Any) -> str:
-    return desc if isinstance(desc, str) else json.dumps(desc, sort_keys=True,
-                                                         separators=(",", ":"))
+    return (
+        desc if isinstance(desc, str) else json.dumps(desc, sort_keys=True, separators=(",", ":"))
+    )
 
 
 def _show_shape(shape: tuple[int, ...] | None) -> str:
@@ -1151,8 +1224,9 @@ def _describe_difference(d: Difference) -> str:
     if d.kind in ("missing", "extra"):
         where = "b" if d.kind == "missing" else "a"
         inside = x.get("objects_inside")
-        return (f"{x.get('object', 'object')} only in {where}"
-                + (f" (with {_plural(inside, 'object')} inside)" if inside else ""))
+        return f"{x.get('object', 'object')} only in {where}" + (
+            f" (with {_plural(inside, 'object')} inside)" if inside else ""
+        )
     if d.kind in ("kind", "link", "dtype", "shape"):
         return f"{x.get('a')} vs {x.get('b')}"
     if d.kind == "attribute":
@@ -1174,8 +1248,10 @@ def _describe_difference(d: Difference) -> str:
     if d.kind == "data":
         n, total = x.get("count", 0), x.get("elements", 0)
         if x.get("within_tolerance"):
-            text = (f"{n} of {total} elements differ within rtol {_fmt(x['rtol'])}, "
-                    f"atol {_fmt(x['atol'])}")
+            text = (
+                f"{n} of {total} elements differ within rtol {_fmt(x['rtol'])}, "
+                f"atol {_fmt(x['atol'])}"
+            )
         else:
             text = f"{n} of {total} elements differ"
             first = x.get("first") or []
@@ -1186,7 +1262,8 @@ def _describe_difference(d: Difference) -> str:
         fields = x.get("fields")
         if fields:
             text += "; fields " + ", ".join(
-                f"{k}: {v['count']}" + _magnitudes(v, short=True) for k, v in fields.items())
+                f"{k}: {v['count']}" + _magnitudes(v, short=True) for k, v in fields.items()
+            )
         return text
     return json.dumps(x, sort_keys=True)
 
@@ -1211,8 +1288,14 @@ def _check_max_indices(max_indices: int) -> None:
         raise UsageError("--max-indices must not be negative")
 
 
-def diff(a: Any, b: Any, policy: ComparePolicy | None = None, *, max_indices: int = 10,
-         names: tuple[str, str] | None = None) -> H5Diff:
+def diff(
+    a: Any,
+    b: Any,
+    policy: ComparePolicy | None = None,
+    *,
+    max_indices: int = 10,
+    names: tuple[str, str] | None = None,
+) -> H5Diff:
     """Every content difference between ``a`` and the reference ``b`` (paths, file objects or
     open ``h5py.File``s); differences the policy allows are listed in ``ignored``."""
     rules = _rules(policy)
@@ -1224,8 +1307,14 @@ def diff(a: Any, b: Any, policy: ComparePolicy | None = None, *, max_indices: in
     return result
 
 
-def compare(a: Any, b: Any, policy: ComparePolicy | None = None, *, max_indices: int = 10,
-            names: tuple[str, str] | None = None) -> Comparison:
+def compare(
+    a: Any,
+    b: Any,
+    policy: ComparePolicy | None = None,
+    *,
+    max_indices: int = 10,
+    names: tuple[str, str] | None = None,
+) -> Comparison:
     """Replay's verdict on output ``a`` against the recorded ``b``.
 
     ``identical``: the same bytes. ``equivalent``: the same HDF5 content under ``policy`` (None:
@@ -1244,6 +1333,7 @@ def compare(a: Any, b: Any, policy: ComparePolicy | None = None, *, max_indices:
     if result.differences:
         return Comparison("different", result)
     if policy is not None and policy.method == "bytes":
-        return Comparison("different", result,
-                          note="same HDF5 content but different bytes; the policy is bytes")
+        return Comparison(
+            "different", result, note="same HDF5 content but different bytes; the policy is bytes"
+        )
     return Comparison("equivalent", result)

@@ -13,7 +13,7 @@ from .errors import Error, NotFoundError
 from .lineage import closure, producer
 from .manifest import Step
 
-__all__ = ["History", "HistoryStep", "bundle_history", "journal_history", "to_dot", "image_info"]
+__all__ = ["History", "HistoryStep", "bundle_history", "image_info", "journal_history", "to_dot"]
 
 
 @dataclass
@@ -52,7 +52,9 @@ def image_info(b: Bundle, digest: str) -> dict[str, str]:
             img = sif_from_file(f, f.size, where=digest)
             info["sif_id"], info["arch"] = img.id, img.arch
             for d in img.of_type("Deffile"):
-                for line in img.read_object(d, limit=1 << 20).decode("utf-8", "replace").splitlines():
+                for line in (
+                    img.read_object(d, limit=1 << 20).decode("utf-8", "replace").splitlines()
+                ):
                     key, _, value = line.partition(":")
                     if key.strip().lower() == "from":
                         info["image_from"] = value.strip()
@@ -62,13 +64,20 @@ def image_info(b: Bundle, digest: str) -> dict[str, str]:
     return info
 
 
-def _history(steps: list[Step], target: str, digest: str | None, source: str,
-             images: dict[str, str], info: Any = None) -> History:
+def _history(
+    steps: list[Step],
+    target: str,
+    digest: str | None,
+    source: str,
+    images: dict[str, str],
+    info: Any = None,
+) -> History:
     # Restrict to steps whose output matched (path, digest) when a digest is known.
     last = producer(steps, target, digest, len(steps))
     if last is None:
-        raise NotFoundError("no recorded step produced this file", where=target,
-                            hint="it may be an original input")
+        raise NotFoundError(
+            "no recorded step produced this file", where=target, hint="it may be an original input"
+        )
     chosen = closure(steps[: last + 1], [target])
     produced = {(o.path, o.digest) for i in chosen for o in steps[i].outputs}
     origins: dict[tuple[str, str], None] = {}
@@ -78,11 +87,18 @@ def _history(steps: list[Step], target: str, digest: str | None, source: str,
         for f in s.inputs:
             if (f.path, f.digest) not in produced:
                 origins[(f.path, f.digest)] = None
-        h = HistoryStep(s.name, list(s.argv), s.image, images.get(s.image, ""),
-                        inputs=[{"path": f.path, "digest": f.digest} for f in s.inputs],
-                        outputs=[{"path": f.path, "digest": f.digest} for f in s.outputs],
-                        env=dict(s.env), runtime=f"{s.runtime.name} {s.runtime.version}".strip(),
-                        exit_code=s.exit_code, recorded=s.host.started if s.host else "")
+        h = HistoryStep(
+            s.name,
+            list(s.argv),
+            s.image,
+            images.get(s.image, ""),
+            inputs=[{"path": f.path, "digest": f.digest} for f in s.inputs],
+            outputs=[{"path": f.path, "digest": f.digest} for f in s.outputs],
+            env=dict(s.env),
+            runtime=f"{s.runtime.name} {s.runtime.version}".strip(),
+            exit_code=s.exit_code,
+            recorded=s.host.started if s.host else "",
+        )
         if info is not None:
             for k, v in info(s.image).items():
                 setattr(h, k, v)
@@ -98,10 +114,19 @@ def bundle_history(b: Bundle, path: str | None = None) -> History:
         raise NotFoundError("the bundle has no recorded steps", where=str(b.path))
     if path is None:
         outs = [p for p, f in m.files.items() if f.role == "output"]
-        path = outs[0] if len(outs) == 1 else m.steps[-1].outputs[0].path if m.steps[-1].outputs else ""
+        path = (
+            outs[0]
+            if len(outs) == 1
+            else m.steps[-1].outputs[0].path
+            if m.steps[-1].outputs
+            else ""
+        )
     if path not in m.files:
-        raise NotFoundError("no such file in the bundle", where=f"{b.path}: {path}",
-                            hint="`capsa ls` lists the files")
+        raise NotFoundError(
+            "no such file in the bundle",
+            where=f"{b.path}: {path}",
+            hint="`capsa ls` lists the files",
+        )
     images = {f.digest: p for p, f in m.files.items() if f.role == "image"}
     cache: dict[str, dict[str, str]] = {}
 
@@ -125,8 +150,11 @@ def journal_history(file: Path) -> History:
             if o.digest == digest:
                 images = {x.step.image: x.image_path for x in entries}
                 return _history([x.step for x in entries], o.path, digest, str(project), images)
-    raise NotFoundError("no recorded step produced a file with this content", where=str(file),
-                        hint="it may be an original input, or changed since it was recorded")
+    raise NotFoundError(
+        "no recorded step produced a file with this content",
+        where=str(file),
+        hint="it may be an original input, or changed since it was recorded",
+    )
 
 
 def to_dot(h: History) -> str:

@@ -68,8 +68,11 @@ class Journal:
             try:
                 out.append(JournalEntry.model_validate_json(p.read_bytes()))
             except (ValidationError, OSError) as e:
-                raise FormatError(f"damaged journal record: {e}".splitlines()[0], where=str(p),
-                                  hint="move it aside; other records are unaffected") from e
+                raise FormatError(
+                    f"damaged journal record: {e}".splitlines()[0],
+                    where=str(p),
+                    hint="move it aside; other records are unaffected",
+                ) from e
         return sorted(out, key=lambda e: e.seq)
 
     def next_seq(self) -> int:
@@ -83,7 +86,7 @@ class Journal:
         try:
             while True:
                 seq = self.next_seq()
-                entry = JournalEntry(seq=seq, **fields)  # type: ignore[arg-type]
+                entry = JournalEntry(seq=seq, **fields)  # type: ignore[arg-type,unused-ignore]
                 data = canonical_json(entry.model_dump(mode="json", exclude_none=True))
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, data, 0)

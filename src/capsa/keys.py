@@ -1,4 +1,5 @@
-"""Signing keys: Ed25519 (default), ECDSA P-256 and RSA, in PEM or OpenSSH form (spec/signing.md §2).
+"""Signing keys: Ed25519 (default), ECDSA P-256 and RSA, in PEM or OpenSSH form
+(spec/signing.md §2).
 
 A key is named by its key id, the SSH-style fingerprint ``SHA256:<base64>`` of the public key's
 OpenSSH wire encoding — what ``ssh-keygen -l`` prints and what Apptainer's DSSE signatures carry.
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from ._atomic import atomic_output
 from .errors import ExistsError, NotFoundError, SignatureError
 
-__all__ = ["PrivateKey", "PublicKey", "load_private_key", "load_public_key", "keygen", "key_id"]
+__all__ = ["PrivateKey", "PublicKey", "key_id", "keygen", "load_private_key", "load_public_key"]
 
 PublicKeyTypes = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 PrivateKeyTypes = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -45,13 +46,19 @@ def _algorithm(pub: PublicKeyTypes) -> str:
 def _check_supported(pub: object, where: str) -> PublicKeyTypes:
     if isinstance(pub, ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
         if isinstance(pub, rsa.RSAPublicKey) and pub.key_size < 2048:
-            raise SignatureError(f"RSA key of {pub.key_size} bits is too weak", where=where,
-                                 hint="use Ed25519, ECDSA P-256 or RSA >= 2048 bits")
+            raise SignatureError(
+                f"RSA key of {pub.key_size} bits is too weak",
+                where=where,
+                hint="use Ed25519, ECDSA P-256 or RSA >= 2048 bits",
+            )
         return pub
     if isinstance(pub, ec.EllipticCurvePublicKey) and isinstance(pub.curve, ec.SECP256R1):
         return pub
-    raise SignatureError(f"unsupported key type {type(pub).__name__}", where=where,
-                         hint="use Ed25519, ECDSA P-256 or RSA")
+    raise SignatureError(
+        f"unsupported key type {type(pub).__name__}",
+        where=where,
+        hint="use Ed25519, ECDSA P-256 or RSA",
+    )
 
 
 @dataclass(frozen=True)
@@ -81,8 +88,9 @@ class PublicKey:
         return True
 
     def pem(self) -> bytes:
-        return self.key.public_bytes(serialization.Encoding.PEM,
-                                     serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
     where = str(path)
     data = _read_key_file(path)
     try:
+        key: object
         if b"-----BEGIN OPENSSH PRIVATE KEY-----" in data:
             key = serialization.load_ssh_private_key(data, passphrase)
         else:
@@ -132,9 +141,14 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = No
     except TypeError as e:
         # cryptography says TypeError for "encrypted but no password" and the reverse.
         if passphrase is None:
-            raise SignatureError(NEEDS_PASSPHRASE, where=where,
-                                 hint="give the passphrase (CAPSA_PASSPHRASE or --passphrase-file)") from e
-        raise SignatureError("private key is not encrypted but a passphrase was given", where=where) from e
+            raise SignatureError(
+                NEEDS_PASSPHRASE,
+                where=where,
+                hint="give the passphrase (CAPSA_PASSPHRASE or --passphrase-file)",
+            ) from e
+        raise SignatureError(
+            "private key is not encrypted but a passphrase was given", where=where
+        ) from e
     except ValueError as e:
         if passphrase is not None:
             raise SignatureError("wrong passphrase (or corrupt key)", where=where) from e
@@ -158,8 +172,11 @@ def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
 
             key = x509.load_pem_x509_certificate(data).public_key()
         elif b"PRIVATE KEY-----" in data:
-            raise SignatureError("this is a private key; give the public key", where=where,
-                                 hint="the .pub file written by `capsa keygen`")
+            raise SignatureError(
+                "this is a private key; give the public key",
+                where=where,
+                hint="the .pub file written by `capsa keygen`",
+            )
         else:
             key = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm) as e:
@@ -179,7 +196,8 @@ def keygen(
             raise ExistsError("key file exists", where=str(p), hint="use --force to replace it")
     key = ed25519.Ed25519PrivateKey.generate()
     enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
         else serialization.NoEncryption()
     )
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)

@@ -13,7 +13,7 @@ from .journal import Journal, JournalEntry, find_project
 from .manifest import Step
 from .pack import PackResult, pack
 
-__all__ = ["select_steps", "closure", "producer", "pack_from_journal", "Lineage"]
+__all__ = ["Lineage", "closure", "pack_from_journal", "producer", "select_steps"]
 
 
 @dataclass
@@ -39,8 +39,11 @@ def closure(steps: Sequence[Step], targets: Sequence[str]) -> list[int]:
         i = producer(steps, path, digest, before)
         if i is None:
             if digest is None:
-                raise NotFoundError("no recorded step produced this output", where=path,
-                                    hint="`capsa log` (or `capsa ls`) lists what there is")
+                raise NotFoundError(
+                    "no recorded step produced this output",
+                    where=path,
+                    hint="`capsa log` (or `capsa ls`) lists what there is",
+                )
             continue  # an original input: no step made it
         if i not in chosen:
             chosen.add(i)
@@ -69,8 +72,11 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
     journal = Journal(project)
     entries = journal.entries()
     if not entries:
-        raise NotFoundError("no recorded steps in this directory", where=str(project),
-                            hint="record steps with `capsa run` first")
+        raise NotFoundError(
+            "no recorded steps in this directory",
+            where=str(project),
+            hint="record steps with `capsa run` first",
+        )
     rel_outputs = []
     for o in outputs:
         full = (Path.cwd() / o).resolve()
@@ -93,21 +99,28 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
         if old is not None and old[2] != digest:
             # The same path was rewritten by a later step; the bundle keeps the last version and
             # the earlier one must still be on disk under its digest... it is not: refuse.
-            raise IntegrityError("a path was written twice with different content; only the "
-                                 "last version is on disk", where=logical,
-                                 hint="write each version to its own path")
+            raise IntegrityError(
+                "a path was written twice with different content; only the last version is on disk",
+                where=logical,
+                hint="write each version to its own path",
+            )
         files[logical] = (host, role, digest)
 
     step_list = [e.step for e in steps]
     for k, e in enumerate(steps):
-        add(_image_name(e.image_path, e.step.image, images), Path(e.image_path), "image", e.step.image)
+        add(
+            _image_name(e.image_path, e.step.image, images),
+            Path(e.image_path),
+            "image",
+            e.step.image,
+        )
         for i in e.step.inputs:
             if producer(step_list, i.path, i.digest, k) is None:
                 add(i.path, project / i.path, "input", i.digest)
-        for o in e.step.outputs:
-            produced_later.add((o.path, o.digest))
-            role = "intermediate" if (o.path, o.digest) in consumed else "output"
-            add(o.path, project / o.path, role, o.digest)
+        for out in e.step.outputs:
+            produced_later.add((out.path, out.digest))
+            role = "intermediate" if (out.path, out.digest) in consumed else "output"
+            add(out.path, project / out.path, role, out.digest)
         for rec in e.step.provenance:
             add(rec.path, journal.blob_path(rec.digest), "other", rec.digest)
         for stream in ("stdout", "stderr"):
@@ -118,19 +131,30 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
 
 
 def pack_from_journal(
-    output: str | os.PathLike[str], outputs: Sequence[str] = (), *, project: Path | None = None,
-    check: bool = True, **pack_options: object,
+    output: str | os.PathLike[str],
+    outputs: Sequence[str] = (),
+    *,
+    project: Path | None = None,
+    check: bool = True,
+    **pack_options: object,
 ) -> PackResult:
     """Pack the steps behind ``outputs`` (all if none) with every file they need."""
     project = (project or find_project()).resolve()
     lin = lineage(project, outputs)
     for logical, (host, _, digest) in sorted(lin.files.items()):
         if not host.is_file():
-            raise NotFoundError(f"{logical} is no longer on disk", where=str(host),
-                                hint="restore it or re-run the step that made it")
+            raise NotFoundError(
+                f"{logical} is no longer on disk",
+                where=str(host),
+                hint="restore it or re-run the step that made it",
+            )
         if check and sha256_file(host) != digest:
-            raise IntegrityError(f"{logical} changed since it was recorded", where=str(host),
-                                 expected=digest, hint="re-run the step that made it")
+            raise IntegrityError(
+                f"{logical} changed since it was recorded",
+                where=str(host),
+                expected=digest,
+                hint="re-run the step that made it",
+            )
     return pack(
         output,
         files={k: v[0] for k, v in lin.files.items()},

@@ -16,19 +16,19 @@ from .errors import FormatError
 
 __all__ = [
     "FORMAT_VERSION",
-    "Manifest",
-    "BundleMeta",
     "Author",
-    "Identifier",
+    "Bind",
     "Blob",
+    "BundleMeta",
+    "ComparePolicy",
     "FileEntry",
+    "HostInfo",
+    "Identifier",
+    "Manifest",
+    "ProvenanceRecord",
+    "RuntimeInfo",
     "Step",
     "StepFile",
-    "ComparePolicy",
-    "HostInfo",
-    "ProvenanceRecord",
-    "Bind",
-    "RuntimeInfo",
     "canonical_json",
     "parse_manifest",
     "schema",
@@ -59,7 +59,9 @@ Encoding = Literal["zstd-seekable", "identity"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
 
 
 class Author(_Model):
@@ -83,9 +85,7 @@ class BundleMeta(_Model):
     license: str | None = None
     """SPDX licence expression of the bundle's content, e.g. "CC-BY-4.0"."""
     identifiers: tuple[Identifier, ...] = ()
-    created: str | None = Field(
-        default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-    )
+    created: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
     """UTC time given by the user or SOURCE_DATE_EPOCH; never the packing clock (spec §7.2)."""
 
 
@@ -120,8 +120,13 @@ class Bind(_Model):
     readonly: bool = False
 
 
-Decimal = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?([eE]-?[0-9]+)?$",
-                               description="a non-negative decimal number as a string")]
+Decimal = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9]+(\.[0-9]+)?([eE]-?[0-9]+)?$",
+        description="a non-negative decimal number as a string",
+    ),
+]
 
 
 class ComparePolicy(_Model):
@@ -329,7 +334,9 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise FormatError(f"invalid manifest at {loc or 'top level'}: {first['msg']}", where=where) from e
+        raise FormatError(
+            f"invalid manifest at {loc or 'top level'}: {first['msg']}", where=where
+        ) from e
     try:
         canonical = canonical_json(manifest)
     except ValueError as e:

@@ -29,14 +29,14 @@ from ._layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY, blob_entry
 from ._progress import make_progress
 from ._zip import ZipWriter
 from .digest import format_digest
-from .keys import PrivateKey
-from .signing import envelope_for, signature_entry
 from .errors import NotFoundError, UsageError
+from .keys import PrivateKey
 from .manifest import (
     FORMAT_VERSION,
     Author,
     Blob,
     BundleMeta,
+    Encoding,
     FileEntry,
     Identifier,
     LogicalPath,
@@ -46,10 +46,11 @@ from .manifest import (
     canonical_json,
     file_dir_conflict,
 )
+from .signing import envelope_for, signature_entry
 
 ROLES: tuple[str, ...] = get_args(Role)
 
-__all__ = ["pack", "PackResult", "collect_paths", "SAMPLE_FRAMES", "SAMPLE_BYTES", "IDENTITY_RATIO"]
+__all__ = ["IDENTITY_RATIO", "SAMPLE_BYTES", "SAMPLE_FRAMES", "PackResult", "collect_paths", "pack"]
 
 SAMPLE_FRAMES = 8
 """Frames probed up front to decide a blob's encoding (spec §5.3)."""
@@ -59,8 +60,10 @@ IDENTITY_RATIO = 0.9
 """Store as identity unless the sampled frames shrink below this fraction (spec §5.2)."""
 BATCH_FRAMES = 8
 IDENTITY_CHUNK = 8 << 20
-_NAME_LEN = {"identity": len(blob_entry("0" * 64, "identity")),
-             "zstd-seekable": len(blob_entry("0" * 64, "zstd-seekable"))}
+_NAME_LEN = {
+    "identity": len(blob_entry("0" * 64, "identity")),
+    "zstd-seekable": len(blob_entry("0" * 64, "zstd-seekable")),
+}
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
@@ -85,8 +88,11 @@ def collect_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
 
     def add(logical: str, p: Path) -> None:
         if logical in out:
-            raise UsageError(f"two inputs map to the same bundle path {logical!r}", where=str(p),
-                             hint="rename one or pack from a common parent directory")
+            raise UsageError(
+                f"two inputs map to the same bundle path {logical!r}",
+                where=str(p),
+                hint="rename one or pack from a common parent directory",
+            )
         out[logical] = p
 
     for item in paths:
@@ -103,8 +109,11 @@ def collect_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
                 rootp = Path(root)
                 for d in dirs:
                     if (rootp / d).is_symlink():
-                        raise UsageError("symbolic link to a directory is not followed",
-                                         where=str(rootp / d), hint="name its target explicitly")
+                        raise UsageError(
+                            "symbolic link to a directory is not followed",
+                            where=str(rootp / d),
+                            hint="name its target explicitly",
+                        )
                 dirs.sort()
                 for name in sorted(files):
                     fp = rootp / name
@@ -126,8 +135,11 @@ def _check_logical_paths(logicals: Sequence[str]) -> None:
         try:
             _LOGICAL_PATH.validate_python(logical)
         except ValidationError:
-            raise UsageError("not a valid bundle path (empty, '.' or '..' segment, backslash or "
-                             "control character)", where=repr(logical)) from None
+            raise UsageError(
+                "not a valid bundle path (empty, '.' or '..' segment, backslash or "
+                "control character)",
+                where=repr(logical),
+            ) from None
     conflict = file_dir_conflict(logicals)
     if conflict is not None:
         raise UsageError(f"bundle path {conflict!r} is both a file and a directory")
@@ -166,13 +178,13 @@ class _Packer:
         self.hash_pool.shutdown()
         self.stored_pool.shutdown()
 
-    def _compress(self, data: bytes) -> bytes:
+    def _compress(self, data: bytes | memoryview) -> bytes:
         cctx = getattr(self.local, "cctx", None)
         if cctx is None:
             cctx = self.local.cctx = zstdseek.new_compressor(self.level)
         return cctx.compress(data)
 
-    def _sample(self, f: BinaryIO, size: int) -> str:
+    def _sample(self, f: BinaryIO, size: int) -> Encoding:
         """Compress the start of up to SAMPLE_FRAMES evenly spread frames; choose the encoding
         (spec/format.md §5.3). Probes are small so that incompressible data costs little."""
         if size == 0:
@@ -194,15 +206,15 @@ class _Packer:
             size = os.fstat(f.fileno()).st_size
             head = f.read(64)
             f.seek(0)
-            encoding = self._sample(f, size)  # type: ignore[arg-type]
+            encoding = self._sample(f, size)
             start = self.zip.begin_streamed(_NAME_LEN[encoding])
             sha = hashlib.sha256()
             stored_sha = None
             if encoding == "identity":
-                crc, n = self._stream_identity(f, sha)  # type: ignore[arg-type]
+                crc, n = self._stream_identity(f, sha)
             else:
                 stored_sha = hashlib.sha256()
-                crc, n = self._stream_zstd(f, sha, stored_sha)  # type: ignore[arg-type]
+                crc, n = self._stream_zstd(f, sha, stored_sha)
             if n != size:
                 raise UsageError("file changed size while being packed", where=str(path))
         hexd = sha.hexdigest()
@@ -213,7 +225,9 @@ class _Packer:
             stored = self.zip.offset - start
             self.zip.end_streamed(blob_entry(hexd, encoding), stored, crc)
             self.blobs[digest] = Blob(
-                size=size, stored_size=stored, encoding=encoding,
+                size=size,
+                stored_size=stored,
+                encoding=encoding,
                 media_type=_media_type(head, logical),
                 stored_digest=format_digest(stored_sha.hexdigest()) if stored_sha else None,
             )
@@ -260,9 +274,15 @@ class _Packer:
 
         while batch := f.read(zstdseek.FRAME_SIZE * BATCH_FRAMES):
             view = memoryview(batch)
-            frames = [(len(view[off : off + zstdseek.FRAME_SIZE]),
-                       self.compress_pool.submit(self._compress, view[off : off + zstdseek.FRAME_SIZE]))
-                      for off in range(0, len(batch), zstdseek.FRAME_SIZE)]
+            frames = [
+                (
+                    len(view[off : off + zstdseek.FRAME_SIZE]),
+                    self.compress_pool.submit(
+                        self._compress, view[off : off + zstdseek.FRAME_SIZE]
+                    ),
+                )
+                for off in range(0, len(batch), zstdseek.FRAME_SIZE)
+            ]
             inflight.append((self.hash_pool.submit(sha.update, batch), frames))
             total += len(batch)
             while len(inflight) > 1:
@@ -378,7 +398,9 @@ def pack(
                     # disk full while writing the bundle) stays an I/O error (exit 10).
                     raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
                 entries[logical] = FileEntry(
-                    digest=digest, role=_role_for(logical, roles, default_role), mode=mode
+                    digest=digest,
+                    role=_role_for(logical, roles, default_role),  # type: ignore[arg-type]
+                    mode=mode,  # type: ignore[arg-type]
                 )
             manifest = Manifest(
                 capsa=FORMAT_VERSION,
@@ -398,5 +420,3 @@ def pack(
             bar.close()
         size = out.tell()
     return PackResult(Path(output), manifest, format_digest(hashlib.sha256(data).hexdigest()), size)
-
-

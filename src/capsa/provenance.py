@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["detect", "MAX_LOG"]
+__all__ = ["MAX_LOG", "detect"]
 
 MAX_LOG = 64 << 20
 
@@ -32,17 +32,23 @@ def detect(path: Path) -> tuple[str, int]:
             raise FormatError(f"provenance file larger than {MAX_LOG} bytes", where=str(path))
         doc = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise FormatError("provenance file was not written", where=str(path),
-                          hint="check the path the tool writes its provenance to") from None
+        raise FormatError(
+            "provenance file was not written",
+            where=str(path),
+            hint="check the path the tool writes its provenance to",
+        ) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise FormatError(f"malformed provenance file (not JSON): {e}".splitlines()[0],
-                          where=str(path)) from e
+        raise FormatError(
+            f"malformed provenance file (not JSON): {e}".splitlines()[0], where=str(path)
+        ) from e
     acts = _activities(doc)
     if acts is None:
         if isinstance(doc, dict):
             return "json", 0
-        raise FormatError("malformed provenance file: expected a JSON object or a list of "
-                          "activities", where=str(path))
+        raise FormatError(
+            "malformed provenance file: expected a JSON object or a list of activities",
+            where=str(path),
+        )
     keys = set().union(*(a.keys() for a in acts))
     if {"activity_name", "activity_uuid"} & keys:
         return "ctapipe", len(acts)

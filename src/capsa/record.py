@@ -23,15 +23,22 @@ from .manifest import ComparePolicy, HostInfo, ProvenanceRecord, RuntimeInfo, St
 from .provenance import detect
 from .runtime import CONTAINER_HOME, DEFAULT_PATH, RunSpec, get_runtime
 
-__all__ = ["run_step", "RunOutcome", "default_env", "WORKDIR"]
+__all__ = ["WORKDIR", "RunOutcome", "default_env", "run_step"]
 
 WORKDIR = "/work"
 
 
 def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The deterministic step environment (spec/recording.md §2), then the user's ``--env``."""
-    env = {"PATH": DEFAULT_PATH, "HOME": CONTAINER_HOME, "TZ": "UTC", "LC_ALL": "C", "LANG": "C",
-           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": DEFAULT_PATH,
+        "HOME": CONTAINER_HOME,
+        "TZ": "UTC",
+        "LC_ALL": "C",
+        "LANG": "C",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     sde = os.environ.get("SOURCE_DATE_EPOCH")
     if sde:
         env["SOURCE_DATE_EPOCH"] = sde
@@ -51,8 +58,11 @@ def _relative(project: Path, p: str, what: str) -> str:
     try:
         rel = full.relative_to(project)
     except ValueError:
-        raise UsageError(f"{what} is outside the work directory {project}", where=p,
-                         hint="steps see only their work directory; copy or link the file into it") from None
+        raise UsageError(
+            f"{what} is outside the work directory {project}",
+            where=p,
+            hint="steps see only their work directory; copy or link the file into it",
+        ) from None
     if rel.parts and rel.parts[0] == STATE_DIR:
         raise UsageError(f"{what} is inside capsa's own {STATE_DIR}/", where=p)
     if str(rel) == ".":
@@ -106,7 +116,9 @@ def run_step(
     policies = {_relative(project, p, "output"): c for p, c in (compare or {}).items()}
     for p in policies:
         if p not in out_rel:
-            raise UsageError("a comparison policy is given for a path that is not an --output", where=p)
+            raise UsageError(
+                "a comparison policy is given for a path that is not an --output", where=p
+            )
     step_inputs = []
     for rel in in_rel:
         f = project / rel
@@ -118,14 +130,24 @@ def run_step(
     seq_hint = journal.next_seq()
     step_name = name or f"step{seq_hint}"
     if any(e.step.name == step_name for e in journal.entries()):
-        raise UsageError(f"a step named {step_name!r} is already recorded",
-                         hint="choose another --name (names identify steps in replay)")
+        raise UsageError(
+            f"a step named {step_name!r} is already recorded",
+            hint="choose another --name (names identify steps in replay)",
+        )
     step_env = default_env(env)
     before = _snapshot(project)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="capsa-run-") as tmp:
-        spec = RunSpec(image_path, image_digest, tuple(argv), step_env, WORKDIR, project,
-                       network=network, timeout=timeout)
+        spec = RunSpec(
+            image_path,
+            image_digest,
+            tuple(argv),
+            step_env,
+            WORKDIR,
+            project,
+            network=network,
+            timeout=timeout,
+        )
         result = rt.run(spec, Path(tmp) / "stdout", Path(tmp) / "stderr", echo=echo)
         duration = time.time() - started
         stdout_digest = journal.store(result.stdout)
@@ -137,7 +159,9 @@ def run_step(
     for rel in [*out_rel, *undeclared]:
         f = project / rel
         if f.is_file():
-            step_outputs.append(StepFile(path=rel, digest=sha256_file(f), compare=policies.get(rel)))
+            step_outputs.append(
+                StepFile(path=rel, digest=sha256_file(f), compare=policies.get(rel))
+            )
         else:
             missing.append(rel)
     status, reason = "ok", ""
@@ -156,27 +180,51 @@ def run_step(
         except FormatError as e:
             prov_error = e
             continue
-        prov_records.append(ProvenanceRecord(
-            path=f"provenance/{step_name}/{PurePosixPath(rel).name}",
-            digest=journal.store(project / rel), format=fmt, activities=n))
+        prov_records.append(
+            ProvenanceRecord(
+                path=f"provenance/{step_name}/{PurePosixPath(rel).name}",
+                digest=journal.store(project / rel),
+                format=fmt,  # type: ignore[arg-type]
+                activities=n,
+            )
+        )
     step = Step(
-        name=step_name, image=image_digest, argv=tuple(argv), env=step_env, workdir=WORKDIR,
-        inputs=tuple(step_inputs), outputs=tuple(step_outputs), exit_code=code,
+        name=step_name,
+        image=image_digest,
+        argv=tuple(argv),
+        env=step_env,
+        workdir=WORKDIR,
+        inputs=tuple(step_inputs),
+        outputs=tuple(step_outputs),
+        exit_code=code,
         runtime=RuntimeInfo(name=result.runtime, version=result.version),
-        stdout=stdout_digest, stderr=stderr_digest, provenance=tuple(prov_records),
-        host=HostInfo(hostname=socket.gethostname(), kernel=platform.release(),
-                      machine=platform.machine(),
-                      started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                      duration_ms=int(duration * 1000), capsa_version=_version()),
+        stdout=stdout_digest,
+        stderr=stderr_digest,
+        provenance=tuple(prov_records),
+        host=HostInfo(
+            hostname=socket.gethostname(),
+            kernel=platform.release(),
+            machine=platform.machine(),
+            started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            duration_ms=int(duration * 1000),
+            capsa_version=_version(),
+        ),
     )
-    entry = journal.append(step=step, image_path=str(image_path),
-                           undeclared_outputs=tuple(undeclared), status=status, reason=reason)
+    entry = journal.append(
+        step=step,
+        image_path=str(image_path),
+        undeclared_outputs=tuple(undeclared),
+        status=status,
+        reason=reason,
+    )
     if prov_error is not None:
         prov_error.hint = f"step {step_name!r} was recorded without it"
         raise prov_error
     if result.timed_out:
-        raise RuntimeError_(f"step {step_name!r} timed out after {timeout} s and was killed",
-                            hint="recorded as failed; raise --timeout")
+        raise RuntimeError_(
+            f"step {step_name!r} timed out after {timeout} s and was killed",
+            hint="recorded as failed; raise --timeout",
+        )
     return RunOutcome(entry, code, missing)
 
 
@@ -184,4 +232,3 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-

@@ -23,9 +23,9 @@ from .errors import Error, ReplayError, RuntimeError_, SignatureError, UsageErro
 from .keys import PublicKey
 from .lineage import producer
 from .manifest import Step, StepFile
-from .runtime import Runtime, RunSpec, get_runtime
+from .runtime import RunSpec, Runtime, get_runtime
 
-__all__ = ["replay", "ReplayReport", "StepReport", "OutputReport", "EXIT_MISMATCH"]
+__all__ = ["EXIT_MISMATCH", "OutputReport", "ReplayReport", "StepReport", "replay"]
 
 EXIT_MISMATCH = 1
 """Exit code when replay ran but an output is different/missing or a step failed."""
@@ -70,8 +70,10 @@ class ReplayReport:
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" and all(o.verdict in ("identical", "equivalent")
-                                           for o in s.outputs) for s in self.steps)
+        return all(
+            s.status == "ok" and all(o.verdict in ("identical", "equivalent") for o in s.outputs)
+            for s in self.steps
+        )
 
     def counts(self) -> dict[str, int]:
         c: dict[str, int] = {}
@@ -101,15 +103,16 @@ def _safe_target(root: Path, rel: str) -> Path:
 
 
 class _Replayer:
-    def __init__(self, bundle: Bundle, runtime: Runtime, root: Path, *, isolated: bool,
-                 timeout: float | None) -> None:
+    def __init__(
+        self, bundle: Bundle, runtime: Runtime, root: Path, *, isolated: bool, timeout: float | None
+    ) -> None:
         self.b = bundle
         self.rt = runtime
         self.root = root
         self.isolated = isolated
         self.timeout = timeout
         self.lock = threading.Lock()
-        self.images: dict[str, tuple[Path, int, int | None]] = {}
+        self.images: dict[str, tuple[Path, int, int | None]] = {}  # digest -> file, offset, size
         self.workdirs: dict[int, Path] = {}
 
     def image(self, digest: str) -> tuple[Path, int, int | None]:
@@ -118,6 +121,7 @@ class _Replayer:
             if digest in self.images:
                 return self.images[digest]
             blob, entry = self.b.blob_entry(digest)
+            where: tuple[Path, int, int | None]
             if blob.encoding == "identity" and not self.rt.needs_file():
                 where = (self.b.path, entry.data_offset, blob.size)
             else:
@@ -140,7 +144,9 @@ class _Replayer:
             raise ReplayError("blob changed while replaying", where=digest)
         os.replace(tmp, dest)
 
-    def run_step(self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]) -> StepReport:
+    def run_step(
+        self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]
+    ) -> StepReport:
         rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
         stepdir = self.root / f"{index + 1:03d}-{step.name}"
         work = stepdir / "work"
@@ -152,15 +158,27 @@ class _Replayer:
             target.parent.mkdir(parents=True, exist_ok=True)
             source = None if self.isolated else self._replayed(inp, deps, reports)
             if source == "failed":
-                rep.status, rep.reason = "skipped", f"input {inp.path} was not reproduced by its step"
+                rep.status, rep.reason = (
+                    "skipped",
+                    f"input {inp.path} was not reproduced by its step",
+                )
                 return rep
             if isinstance(source, Path):
                 shutil.copyfile(source, target)
             else:
                 self._extract_blob(inp.digest, target)
         img, offset, size = self.image(step.image)
-        spec = RunSpec(img, step.image, tuple(step.argv), dict(step.env), step.workdir, work,
-                       timeout=self.timeout, image_offset=offset, image_size=size)
+        spec = RunSpec(
+            img,
+            step.image,
+            tuple(step.argv),
+            dict(step.env),
+            step.workdir,
+            work,
+            timeout=self.timeout,
+            image_offset=offset,
+            image_size=size,
+        )
         started = time.monotonic()
         result = self.rt.run(spec, stepdir / "stdout", stepdir / "stderr")
         rep.duration_s = round(time.monotonic() - started, 3)
@@ -178,7 +196,9 @@ class _Replayer:
             rep.outputs.append(self.compare_output(work, out))
         return rep
 
-    def _replayed(self, inp: StepFile, deps: set[int], reports: dict[int, StepReport]) -> Path | str | None:
+    def _replayed(
+        self, inp: StepFile, deps: set[int], reports: dict[int, StepReport]
+    ) -> Path | str | None:
         for i in sorted(deps, reverse=True):
             r = reports.get(i)
             if r is None:
@@ -191,8 +211,9 @@ class _Replayer:
         return None
 
     def compare_output(self, work: Path, out: StepFile) -> OutputReport:
-        rep = OutputReport(out.path, "missing", out.digest,
-                           policy=out.compare.method if out.compare else "bytes")
+        rep = OutputReport(
+            out.path, "missing", out.digest, policy=out.compare.method if out.compare else "bytes"
+        )
         try:
             target = _safe_target(work, out.path)
         except ReplayError as e:
@@ -219,6 +240,11 @@ class _Replayer:
             return rep
         rep.verdict = result.verdict
         rep.note = result.note or ""
+        if rep.verdict == "equivalent" and not rep.note:
+            rep.note = (
+                "bytes differ, HDF5 content is the same "
+                "(object modification times and storage layout are not content)"
+            )
         rep.differences = [d.as_dict() for d in result.diff.differences]
         rep.ignored = [d.as_dict() for d in result.diff.ignored]
         if rep.verdict == "equivalent" and (out.compare is None or out.compare.method != "hdf5"):
@@ -266,27 +292,35 @@ def replay(
 ) -> ReplayReport:
     """Verify the bundle, then re-run its steps and compare every output (spec/replay.md)."""
     if not keys and not allow_unsigned:
-        raise UsageError("replay checks the bundle's signatures first",
-                         hint="give the signer's --key PUB, or --allow-unsigned to skip")
+        raise UsageError(
+            "replay checks the bundle's signatures first",
+            hint="give the signer's --key PUB, or --allow-unsigned to skip",
+        )
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     with Bundle(bundle_path) as b:
         m = b.manifest
         if not m.steps:
-            raise ReplayError("the bundle has no recorded steps", where=str(b.path),
-                              hint="pack it with `capsa pack --from-journal`")
+            raise ReplayError(
+                "the bundle has no recorded steps",
+                where=str(b.path),
+                hint="pack it with `capsa pack --from-journal`",
+            )
         names = [s.name for s in m.steps]
         for n in steps:
             if n not in names:
-                raise UsageError(f"no step named {n!r}", where=str(b.path),
-                                 hint=f"steps: {', '.join(names)}")
+                raise UsageError(
+                    f"no step named {n!r}", where=str(b.path), hint=f"steps: {', '.join(names)}"
+                )
         report_v = b.verify(keys=keys, require_signature=bool(keys), progress=progress)
         if not report_v.ok:
             first = report_v.problems[0]
             err = first.as_error()
             if isinstance(err, SignatureError):
                 raise SignatureError(f"refusing to replay: {first.what}", where=first.where)
-            raise ReplayError(f"refusing to replay a damaged bundle: {first.what}", where=first.where)
+            raise ReplayError(
+                f"refusing to replay a damaged bundle: {first.what}", where=first.where
+            )
         rt = get_runtime(runtime)
         selected = [i for i, s in enumerate(m.steps) if not steps or s.name in steps]
         deps = _dependencies(m.steps)
@@ -298,9 +332,14 @@ def replay(
         else:
             Path(workdir).mkdir(parents=True, exist_ok=True)
             root = Path(tempfile.mkdtemp(prefix="capsa-replay-", dir=workdir))
-        report = ReplayReport(str(b.path), b.id, rt.name, rt.version(),
-                              "isolated" if isolated else "chain",
-                              workdir=str(root) if keep else None)
+        report = ReplayReport(
+            str(b.path),
+            b.id,
+            rt.name,
+            rt.version(),
+            "isolated" if isolated else "chain",
+            workdir=str(root) if keep else None,
+        )
         replayer = _Replayer(b, rt, root, isolated=isolated, timeout=timeout)
         reports: dict[int, StepReport] = {}
         try:
@@ -312,8 +351,15 @@ def replay(
         return report
 
 
-def _schedule(rp: _Replayer, steps: Sequence[Step], selected: list[int], deps: dict[int, set[int]],
-              reports: dict[int, StepReport], jobs: int, isolated: bool) -> None:
+def _schedule(
+    rp: _Replayer,
+    steps: Sequence[Step],
+    selected: list[int],
+    deps: dict[int, set[int]],
+    reports: dict[int, StepReport],
+    jobs: int,
+    isolated: bool,
+) -> None:
     pending = list(selected)
     running: dict[Future[StepReport], int] = {}
     with ThreadPoolExecutor(jobs) as pool:
@@ -321,8 +367,11 @@ def _schedule(rp: _Replayer, steps: Sequence[Step], selected: list[int], deps: d
             ready = [i for i in pending if isolated or deps[i] <= set(reports)]
             for i in ready[: max(0, jobs - len(running))]:
                 pending.remove(i)
-                running[pool.submit(rp.run_step, i, steps[i], set() if isolated else deps[i],
-                                    dict(reports))] = i
+                running[
+                    pool.submit(
+                        rp.run_step, i, steps[i], set() if isolated else deps[i], dict(reports)
+                    )
+                ] = i
             if not running:
                 raise ReplayError("step dependencies cannot be satisfied")  # pragma: no cover
             done, _ = wait(running, return_when=FIRST_COMPLETED)

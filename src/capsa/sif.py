@@ -7,6 +7,7 @@ descriptors, then data objects. Signature checks follow sif's pkg/integrity (spe
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import struct
@@ -15,11 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from .dsse import parse_envelope, pae
+from .dsse import pae, parse_envelope
 from .errors import FormatError, NotFoundError
 from .keys import PublicKey
 
-__all__ = ["SifImage", "Descriptor", "open_sif", "sif_from_file", "SifSignatureResult", "DATA_TYPES"]
+__all__ = [
+    "DATA_TYPES",
+    "Descriptor",
+    "SifImage",
+    "SifSignatureResult",
+    "open_sif",
+    "sif_from_file",
+]
 
 HEADER = struct.Struct("<32s10s3s3s16sqqqqqqqq")  # 128 bytes
 DESCRIPTOR = struct.Struct("<iBIIIqqqqqqq128s384s")  # 585 bytes
@@ -30,19 +38,53 @@ MAX_DESCRIPTORS = 1 << 16
 MAX_METADATA_OBJECT = 16 << 20
 
 DATA_TYPES = {
-    0x4001: "Deffile", 0x4002: "EnvVar", 0x4003: "Labels", 0x4004: "Partition",
-    0x4005: "Signature", 0x4006: "GenericJSON", 0x4007: "Generic", 0x4008: "CryptoMessage",
-    0x4009: "SBOM", 0x400A: "OCIRootIndex", 0x400B: "OCIBlob",
+    0x4001: "Deffile",
+    0x4002: "EnvVar",
+    0x4003: "Labels",
+    0x4004: "Partition",
+    0x4005: "Signature",
+    0x4006: "GenericJSON",
+    0x4007: "Generic",
+    0x4008: "CryptoMessage",
+    0x4009: "SBOM",
+    0x400A: "OCIRootIndex",
+    0x400B: "OCIBlob",
 }
-FS_TYPES = {1: "Squashfs", 2: "Ext3", 3: "ImmuObj", 4: "Raw", 5: "EncryptedSquashfs",
-            6: "GocryptfsSquashfs"}
+FS_TYPES = {
+    1: "Squashfs",
+    2: "Ext3",
+    3: "ImmuObj",
+    4: "Raw",
+    5: "EncryptedSquashfs",
+    6: "GocryptfsSquashfs",
+}
 PART_TYPES = {1: "System", 2: "PrimSys", 3: "Data", 4: "Overlay"}
 HASH_TYPES = {1: "SHA256", 2: "SHA384", 3: "SHA512", 4: "BLAKE2S", 5: "BLAKE2B"}
-SBOM_FORMATS = {1: "cyclonedx-json", 2: "cyclonedx-xml", 3: "github-json", 4: "spdx-json",
-                5: "spdx-rdf", 6: "spdx-tag-value", 7: "spdx-yaml", 8: "syft-json"}
-ARCHES = {"00": "unknown", "01": "386", "02": "amd64", "03": "arm", "04": "arm64", "05": "ppc64",
-          "06": "ppc64le", "07": "mips", "08": "mipsle", "09": "mips64", "10": "mips64le",
-          "11": "s390x", "12": "riscv64"}
+SBOM_FORMATS = {
+    1: "cyclonedx-json",
+    2: "cyclonedx-xml",
+    3: "github-json",
+    4: "spdx-json",
+    5: "spdx-rdf",
+    6: "spdx-tag-value",
+    7: "spdx-yaml",
+    8: "syft-json",
+}
+ARCHES = {
+    "00": "unknown",
+    "01": "386",
+    "02": "amd64",
+    "03": "arm",
+    "04": "arm64",
+    "05": "ppc64",
+    "06": "ppc64le",
+    "07": "mips",
+    "08": "mipsle",
+    "09": "mips64",
+    "10": "mips64le",
+    "11": "s390x",
+    "12": "riscv64",
+}
 DSSE_PAYLOAD_TYPE = "application/vnd.sylabs.sif-metadata+json"
 
 
@@ -81,23 +123,34 @@ class Descriptor:
 
     def partition(self) -> dict[str, str]:
         fs, part = struct.unpack_from("<ii", self.extra)
-        return {"fs_type": FS_TYPES.get(fs, f"unknown({fs})"),
-                "part_type": PART_TYPES.get(part, f"unknown({part})"),
-                "arch": ARCHES.get(_cstr(self.extra[8:11]), _cstr(self.extra[8:11]))}
+        return {
+            "fs_type": FS_TYPES.get(fs, f"unknown({fs})"),
+            "part_type": PART_TYPES.get(part, f"unknown({part})"),
+            "arch": ARCHES.get(_cstr(self.extra[8:11]), _cstr(self.extra[8:11])),
+        }
 
     def signature(self) -> dict[str, str]:
         (ht,) = struct.unpack_from("<i", self.extra)
         entity = self.extra[4:24]
-        return {"hash_type": HASH_TYPES.get(ht, f"unknown({ht})"),
-                "entity": entity.hex().upper() if any(entity) else ""}
+        return {
+            "hash_type": HASH_TYPES.get(ht, f"unknown({ht})"),
+            "entity": entity.hex().upper() if any(entity) else "",
+        }
 
     def integrity_bytes(self, relative_id: int) -> bytes:
         """What a DSSE signature's descriptor digest covers (sif Descriptor.GetIntegrityReader):
         DataType, Used, relative ID, LinkedID, Size, CreatedAt, UID, GID, Name, Extra — Offset,
         SizeWithPadding and ModifiedAt excluded, so the object may move."""
         r = self.raw
-        return (r[0:5] + struct.pack("<I", relative_id) + r[13:17] + r[25:33] + r[41:49]
-                + r[57:73] + r[73:585])
+        return (
+            r[0:5]
+            + struct.pack("<I", relative_id)
+            + r[13:17]
+            + r[25:33]
+            + r[41:49]
+            + r[57:73]
+            + r[73:585]
+        )
 
 
 @dataclass
@@ -121,8 +174,21 @@ class SifImage:
         if self.file_size < HEADER.size:
             raise FormatError("not a SIF image: too short", where=where)
         h = HEADER.unpack(self._read(0, HEADER.size))
-        (self.launch, magic, version, arch, uid, self.created_at, self.modified_at, free, total,
-         d_off, d_size, self.data_offset, self.data_size) = h
+        (
+            self.launch,
+            magic,
+            version,
+            arch,
+            uid,
+            self.created_at,
+            self.modified_at,
+            free,
+            total,
+            d_off,
+            _d_size,
+            self.data_offset,
+            self.data_size,
+        ) = h
         if magic != MAGIC:
             raise FormatError("not a SIF image: bad magic", where=where)
         if version != b"01\0":
@@ -131,7 +197,9 @@ class SifImage:
         self.arch = ARCHES.get(_cstr(arch), _cstr(arch))
         self.id = str(uuid.UUID(bytes=uid))
         if not 0 <= total <= MAX_DESCRIPTORS or not 0 <= free <= total:
-            raise FormatError(f"descriptor counts out of range ({free} free of {total})", where=where)
+            raise FormatError(
+                f"descriptor counts out of range ({free} free of {total})", where=where
+            )
         if d_off < HEADER.size or d_off + total * DESCRIPTOR.size > self.file_size:
             raise FormatError("descriptor table outside the file", where=where)
         table = self._read(d_off, total * DESCRIPTOR.size)
@@ -142,8 +210,23 @@ class SifImage:
             v = DESCRIPTOR.unpack(raw)
             if not v[1]:
                 continue
-            d = Descriptor(i, v[0], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11],
-                           _cstr(v[12]), v[13], raw)
+            d = Descriptor(
+                i,
+                v[0],
+                v[2],
+                v[3],
+                v[4],
+                v[5],
+                v[6],
+                v[7],
+                v[8],
+                v[9],
+                v[10],
+                v[11],
+                _cstr(v[12]),
+                v[13],
+                raw,
+            )
             if d.offset < 0 or d.size < 0 or d.offset + d.size > self.file_size:
                 raise FormatError(f"object {d.id} lies outside the file", where=where)
             if d.id == 0 or d.id in ids:
@@ -182,22 +265,37 @@ class SifImage:
             p = d.partition()
             if p["part_type"] == "PrimSys":
                 if p["fs_type"] != "Squashfs":
-                    raise FormatError(f"primary partition is {p['fs_type']}, not squashfs",
-                                      where=self.where, hint="only squashfs images can run")
+                    raise FormatError(
+                        f"primary partition is {p['fs_type']}, not squashfs",
+                        where=self.where,
+                        hint="only squashfs images can run",
+                    )
                 if d.size < 4 or self._read(d.offset, 4) != SQUASHFS_MAGIC:
-                    raise FormatError("primary partition does not hold a squashfs file system",
-                                      where=self.where, hint="the image is damaged or not runnable")
+                    raise FormatError(
+                        "primary partition does not hold a squashfs file system",
+                        where=self.where,
+                        hint="the image is damaged or not runnable",
+                    )
                 return d
-        raise FormatError("SIF image has no primary system partition", where=self.where,
-                          hint="build it with apptainer build or capsa's SIF writer")
+        raise FormatError(
+            "SIF image has no primary system partition",
+            where=self.where,
+            hint="build it with apptainer build or capsa's SIF writer",
+        )
 
     def inspect(self) -> dict[str, Any]:
         """Everything `capsa sif inspect` shows, as plain data."""
         objects = []
         for d in self.descriptors:
-            o: dict[str, Any] = {"id": d.id, "type": d.type_name, "group": d.group,
-                                 "linked_id": d.linked_id, "offset": d.offset, "size": d.size,
-                                 "name": d.name}
+            o: dict[str, Any] = {
+                "id": d.id,
+                "type": d.type_name,
+                "group": d.group,
+                "linked_id": d.linked_id,
+                "offset": d.offset,
+                "size": d.size,
+                "name": d.name,
+            }
             if d.type_name == "Partition":
                 o.update(d.partition())
             elif d.type_name == "Signature":
@@ -208,9 +306,16 @@ class SifImage:
             if d.type_name in ("Deffile", "Labels", "EnvVar", "GenericJSON") and d.size <= 1 << 20:
                 o["content"] = self.read_object(d).decode("utf-8", "replace")
             objects.append(o)
-        return {"id": self.id, "arch": self.arch, "created_at": self.created_at,
-                "modified_at": self.modified_at, "launch": _cstr(self.launch),
-                "data_offset": self.data_offset, "data_size": self.data_size, "objects": objects}
+        return {
+            "id": self.id,
+            "arch": self.arch,
+            "created_at": self.created_at,
+            "modified_at": self.modified_at,
+            "launch": _cstr(self.launch),
+            "data_offset": self.data_offset,
+            "data_size": self.data_size,
+            "objects": objects,
+        }
 
     # -- signatures -------------------------------------------------------------------------
     def verify_signatures(self, keys: list[PublicKey]) -> list[SifSignatureResult]:
@@ -218,16 +323,20 @@ class SifImage:
         return [self._check_signature(s, keys) for s in self.of_type("Signature")]
 
     def _group_objects(self, group: int) -> list[Descriptor]:
-        return [d for d in self.descriptors
-                if d.group_id == (group | GROUP_MASK) and d.type_name != "Signature"]
+        return [
+            d
+            for d in self.descriptors
+            if d.group_id == (group | GROUP_MASK) and d.type_name != "Signature"
+        ]
 
     def _check_signature(self, sig: Descriptor, keys: list[PublicKey]) -> SifSignatureResult:
         data = self.read_object(sig)
         linked_group = sig.linked_id & ~GROUP_MASK if sig.linked_id & GROUP_MASK else 0
         if data.lstrip().startswith(b"-----BEGIN PGP SIGNED MESSAGE-----"):
             kind = "legacy" if b"SIFHASH" in data[:200] else "pgp"
-            return SifSignatureResult(sig.id, kind, linked_group, [sig.signature()["entity"]],
-                                      "not checked (PGP)")
+            return SifSignatureResult(
+                sig.id, kind, linked_group, [sig.signature()["entity"]], "not checked (PGP)"
+            )
         res = SifSignatureResult(sig.id, "dsse", linked_group, [], "invalid")
         try:
             env = parse_envelope(data.rstrip(b"\0\n"), where=f"{self.where}: signature {sig.id}")
@@ -239,8 +348,12 @@ class SifImage:
             res.reason = f"payload type {env.payload_type!r} is not SIF metadata"
             return res
         message = pae(env.payload_type, env.payload)
-        trusted = [k for k in keys for s in env.signatures
-                   if s.keyid == k.keyid and k.verify(s.sig, message)]
+        trusted = [
+            k
+            for k in keys
+            for s in env.signatures
+            if s.keyid == k.keyid and k.verify(s.sig, message)
+        ]
         if not trusted:
             known = {k.keyid for k in keys} & set(res.keyids)
             res.status = "invalid" if known else "unknown-key"
@@ -272,8 +385,10 @@ class SifImage:
         min_id = min(d.id for d in objects)
         by_rel = {d.id - min_id: d for d in objects}
         if set(by_rel) != set(signed):
-            return (f"signed objects {sorted(r + min_id for r in signed)} differ from group "
-                    f"{group} objects {sorted(d.id for d in objects)}")
+            return (
+                f"signed objects {sorted(r + min_id for r in signed)} differ from group "
+                f"{group} objects {sorted(d.id for d in objects)}"
+            )
         for rel, d in sorted(by_rel.items()):
             o = signed[rel]
             algo = _algo_of(o.get("descriptorDigest"))
@@ -312,15 +427,18 @@ def open_sif(
     try:
         if size is None:
             size = os.fstat(fd).st_size - offset
-        image = SifImage(lambda off, n: os.pread(fd, min(n, max(size - off, 0)), offset + off),
-                         size, where=str(path))
+        image = SifImage(
+            lambda off, n: os.pread(fd, min(n, max(size - off, 0)), offset + off),
+            size,
+            where=str(path),
+        )
         return image, lambda: os.close(fd)
     except BaseException:
         os.close(fd)
         raise
 
 
-def sif_from_file(f: BinaryIO, size: int, *, where: str) -> SifImage:
+def sif_from_file(f: BinaryIO | io.RawIOBase, size: int, *, where: str) -> SifImage:
     """A SIF image read through a seekable file object, e.g. a bundle member."""
 
     def read_at(offset: int, n: int) -> bytes:
@@ -357,11 +475,18 @@ class SifObject:
 
     @classmethod
     def partition(
-        cls, data: bytes | os.PathLike[str] | str, *, fs_type: str = "Squashfs",
-        part_type: str = "PrimSys", arch: str = "amd64", name: str = "", group: int = 1,
+        cls,
+        data: bytes | os.PathLike[str] | str,
+        *,
+        fs_type: str = "Squashfs",
+        part_type: str = "PrimSys",
+        arch: str = "amd64",
+        name: str = "",
+        group: int = 1,
     ) -> SifObject:
-        extra = struct.pack("<ii3s", _FS_CODES[fs_type], _PART_CODES[part_type],
-                            _ARCH_CODES[arch].encode() + b"\0")
+        extra = struct.pack(
+            "<ii3s", _FS_CODES[fs_type], _PART_CODES[part_type], _ARCH_CODES[arch].encode() + b"\0"
+        )
         return cls("Partition", data, name, group, 0, extra, PARTITION_ALIGNMENT)
 
     def size(self) -> int:
@@ -370,9 +495,16 @@ class SifObject:
 
 def arch_of_machine(machine: str) -> str:
     """SIF arch name for ``platform.machine()`` (x86_64 → amd64)."""
-    return {"x86_64": "amd64", "aarch64": "arm64", "i686": "386", "i386": "386",
-            "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
-            "riscv64": "riscv64"}.get(machine, "unknown")
+    return {
+        "x86_64": "amd64",
+        "aarch64": "arm64",
+        "i686": "386",
+        "i386": "386",
+        "armv7l": "arm",
+        "ppc64le": "ppc64le",
+        "s390x": "s390x",
+        "riscv64": "riscv64",
+    }.get(machine, "unknown")
 
 
 def write_sif(
@@ -403,22 +535,43 @@ def write_sif(
         size = obj.size()
         start = -(-pos // obj.alignment) * obj.alignment
         if obj.data_type == "Partition":
-            fs, part = struct.unpack_from("<ii", obj.extra)
+            _, part = struct.unpack_from("<ii", obj.extra)
             if PART_TYPES.get(part) == "PrimSys":
                 arch = _cstr(obj.extra[8:11]) or "00"
         group_id = (obj.group | GROUP_MASK) if obj.group else GROUP_MASK
         table += DESCRIPTOR.pack(
-            _TYPE_CODES[obj.data_type], 1, i, group_id, obj.linked_id, start, size,
-            start + size - pos, created_at, created_at, 0, 0,
-            obj.name.encode()[:128], obj.extra.ljust(384, b"\0"),
+            _TYPE_CODES[obj.data_type],
+            1,
+            i,
+            group_id,
+            obj.linked_id,
+            start,
+            size,
+            start + size - pos,
+            created_at,
+            created_at,
+            0,
+            0,
+            obj.name.encode()[:128],
+            obj.extra.ljust(384, b"\0"),
         )
         placements.append((start, obj))
         pos = start + size
     table += b"\0" * (d_size - len(table))
     header = HEADER.pack(
-        launch.ljust(32, b"\0"), MAGIC, b"01\0", arch.encode() + b"\0",
-        (image_id or uuid.UUID(int=0)).bytes, created_at, created_at,
-        descriptors - len(objects), descriptors, d_off, d_size, data_offset, pos - data_offset,
+        launch.ljust(32, b"\0"),
+        MAGIC,
+        b"01\0",
+        arch.encode() + b"\0",
+        (image_id or uuid.UUID(int=0)).bytes,
+        created_at,
+        created_at,
+        descriptors - len(objects),
+        descriptors,
+        d_off,
+        d_size,
+        data_offset,
+        pos - data_offset,
     )
     out.write(header.ljust(d_off, b"\0"))
     out.write(table)

@@ -21,11 +21,11 @@ from .keys import PrivateKey, PublicKey, load_public_key
 __all__ = [
     "PAYLOAD_TYPE",
     "SignatureCheck",
-    "signature_entry",
-    "envelope_for",
-    "sign_bundle",
     "check_signatures",
+    "envelope_for",
     "load_trusted_keys",
+    "sign_bundle",
+    "signature_entry",
 ]
 
 PAYLOAD_TYPE = "application/vnd.capsa.manifest+json"
@@ -54,7 +54,9 @@ class SignatureCheck:
     reason: str = ""
 
 
-def sign_bundle(path: str | os.PathLike[str], keys: list[PrivateKey], *, replace: bool = False) -> list[str]:
+def sign_bundle(
+    path: str | os.PathLike[str], keys: list[PrivateKey], *, replace: bool = False
+) -> list[str]:
     """Add one signature per key to the bundle at ``path``, atomically; return the key ids.
 
     The bundle is rewritten to a temporary file (entries copied byte for byte, new signature
@@ -67,8 +69,11 @@ def sign_bundle(path: str | os.PathLike[str], keys: list[PrivateKey], *, replace
         for key in keys:
             name = signature_entry(key.keyid)
             if name in existing and not replace:
-                raise ExistsError(f"already signed by {key.keyid}", where=str(src),
-                                  hint="use --force to sign again with this key")
+                raise ExistsError(
+                    f"already signed by {key.keyid}",
+                    where=str(src),
+                    hint="use --force to sign again with this key",
+                )
             new.append((name, envelope_for(b.manifest_bytes, key)))
         names = {n for n, _ in new}
         kept = [e for e in b.entries if e.name not in names]
@@ -80,8 +85,16 @@ def sign_bundle(path: str | os.PathLike[str], keys: list[PrivateKey], *, replace
                 f.seek(e.header_offset)
                 start = out.tell()
                 _copy(f, out, e.data_offset + e.size - e.header_offset)
-                writer.entries.append(ZipEntry(e.name, start, start + e.data_offset - e.header_offset,
-                                               e.size, e.crc, e.local_zip64))
+                writer.entries.append(
+                    ZipEntry(
+                        e.name,
+                        start,
+                        start + e.data_offset - e.header_offset,
+                        e.size,
+                        e.crc,
+                        e.local_zip64,
+                    )
+                )
             for name, data in sorted(new):
                 writer.add_bytes(name, data)
             writer.close()
@@ -130,10 +143,15 @@ def check_signatures(
             check = _check_one(name, env, s, by_id, message_payload)
             checks.append(check)
             if check.status in ("invalid", "malformed"):
-                problems.append(Problem(where, f"{check.status} signature ({check.keyid}): {check.reason}",
-                                        "signature"))
+                problems.append(
+                    Problem(
+                        where,
+                        f"{check.status} signature ({check.keyid}): {check.reason}",
+                        "signature",
+                    )
+                )
     if require and not any(c.status == "valid" and c.trusted for c in checks):
-        what = ("bundle is not signed" if not checks else "no valid signature by a trusted key")
+        what = "bundle is not signed" if not checks else "no valid signature by a trusted key"
         problems.append(Problem(str(bundle.path), what, "signature"))
     return checks, problems
 
@@ -142,11 +160,17 @@ def _check_one(
     name: str, env: dsse.Envelope, s: dsse.Signature, by_id: dict[str, PublicKey], payload: bytes
 ) -> SignatureCheck:
     if env.payload_type != PAYLOAD_TYPE:
-        return SignatureCheck(name, s.keyid, "invalid", False,
-                              f"payload type {env.payload_type!r} is not a capsa manifest")
+        return SignatureCheck(
+            name,
+            s.keyid,
+            "invalid",
+            False,
+            f"payload type {env.payload_type!r} is not a capsa manifest",
+        )
     if env.payload != payload:
-        return SignatureCheck(name, s.keyid, "invalid", False,
-                              "envelope payload is not this bundle's manifest")
+        return SignatureCheck(
+            name, s.keyid, "invalid", False, "envelope payload is not this bundle's manifest"
+        )
     if len(env.signatures) != 1:
         return SignatureCheck(name, s.keyid, "malformed", False, "envelope must hold one signature")
     try:
@@ -154,11 +178,12 @@ def _check_one(
     except ValueError:
         expected_name = ""
     if expected_name != name:
-        return SignatureCheck(name, s.keyid, "malformed", False, "entry name does not match the key id")
+        return SignatureCheck(
+            name, s.keyid, "malformed", False, "entry name does not match the key id"
+        )
     key = by_id.get(s.keyid)
     if key is None:
         return SignatureCheck(name, s.keyid, "unknown-key", False, "no trusted key with this id")
     if not key.verify(s.sig, dsse.pae(env.payload_type, env.payload)):
         return SignatureCheck(name, s.keyid, "invalid", True, "signature does not verify")
     return SignatureCheck(name, s.keyid, "valid", True)
-

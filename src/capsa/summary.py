@@ -36,10 +36,20 @@ def summarize(b: Bundle, keys: Sequence[PublicKey] = ()) -> dict[str, Any]:
         "license": m.bundle.license,
         "identifiers": [f"{i.scheme}:{i.value}" for i in m.bundle.identifiers],
         "created": m.bundle.created,
-        "signatures": [{"keyid": c.keyid, "status": c.status, "trusted": c.trusted} for c in checks],
-        "steps": [{"name": s.name, "command": " ".join(s.argv), "image": s.image,
-                   "exit_code": s.exit_code, "runtime": s.runtime.name,
-                   "outputs": [o.path for o in s.outputs]} for s in m.steps],
+        "signatures": [
+            {"keyid": c.keyid, "status": c.status, "trusted": c.trusted} for c in checks
+        ],
+        "steps": [
+            {
+                "name": s.name,
+                "command": " ".join(s.argv),
+                "image": s.image,
+                "exit_code": s.exit_code,
+                "runtime": s.runtime.name,
+                "outputs": [o.path for o in s.outputs],
+            }
+            for s in m.steps
+        ],
         "images": images,
         "files": {k: v for k, v in files.items() if k != "image"},
         "file_size": b.file_size,

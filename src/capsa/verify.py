@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from . import zstdseek
@@ -20,7 +20,7 @@ from .keys import PublicKey
 from .manifest import Blob
 from .signing import check_signatures
 
-__all__ = ["verify_bundle", "LEVELS"]
+__all__ = ["LEVELS", "verify_bundle"]
 
 LEVELS = ("structure", "fixity", "full")
 _READ = 4 << 20  # per job; bounds verify's memory (measured 69 MiB at 2 jobs)
@@ -37,12 +37,16 @@ def verify_bundle(
     deep: bool = False,
 ) -> VerifyReport:
     if level not in LEVELS:
-        raise UsageError(f"unknown verification level {level!r}", hint=f"use one of {', '.join(LEVELS)}")
+        raise UsageError(
+            f"unknown verification level {level!r}", hint=f"use one of {', '.join(LEVELS)}"
+        )
     if require_signature is None:
         require_signature = bool(keys)
     if require_signature and level != "full":
-        raise UsageError(f"signatures are only checked at level full, not {level}",
-                         hint="drop --level or the keys")
+        raise UsageError(
+            f"signatures are only checked at level full, not {level}",
+            hint="drop --level or the keys",
+        )
     report = VerifyReport(str(bundle.path), bundle.id, level)
     hashing = level in ("fixity", "full")
     blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
@@ -68,7 +72,9 @@ def verify_bundle(
     finally:
         bar.close()
     if level == "full":
-        report.signatures, problems = check_signatures(bundle, list(keys), require=require_signature)
+        report.signatures, problems = check_signatures(
+            bundle, list(keys), require=require_signature
+        )
         report.problems.extend(problems)
     report.problems.sort(key=lambda p: p.where)
     return report
@@ -78,8 +84,15 @@ def _kind(e: Error) -> str:
     return "integrity" if isinstance(e, IntegrityError) else "format"
 
 
-def _hash_stored(bundle: Bundle, entry_offset: int, size: int, bar: NullProgress,
-                 lock: threading.Lock, *, progress: bool = True) -> str:
+def _hash_stored(
+    bundle: Bundle,
+    entry_offset: int,
+    size: int,
+    bar: NullProgress,
+    lock: threading.Lock,
+    *,
+    progress: bool = True,
+) -> str:
     sha = hashlib.sha256()
     done = 0
     while done < size:
@@ -93,7 +106,12 @@ def _hash_stored(bundle: Bundle, entry_offset: int, size: int, bar: NullProgress
 
 
 def _check_blob(
-    bundle: Bundle, digest: str, blob: Blob, level: str, bar: NullProgress, lock: threading.Lock,
+    bundle: Bundle,
+    digest: str,
+    blob: Blob,
+    level: str,
+    bar: NullProgress,
+    lock: threading.Lock,
     deep: bool,
 ) -> int:
     """Fixity of one blob; returns the number of content bytes it covers (spec §10.2).
@@ -109,8 +127,9 @@ def _check_blob(
         return 0
     if index is None or (blob.stored_digest is not None and not deep):
         expected = digest if index is None else blob.stored_digest
-        found = _hash_stored(bundle, entry.data_offset, entry.size, bar, lock,
-                             progress=index is None)
+        found = _hash_stored(
+            bundle, entry.data_offset, entry.size, bar, lock, progress=index is None
+        )
         if index is not None:
             with lock:
                 bar.update(blob.size)
@@ -133,7 +152,10 @@ def _check_blob(
         for k in range(i, j):
             frame = view[index.comp[k] - base : index.comp[k + 1] - base]
             data = zstdseek.decompress_frame(
-                dctx, frame, index.decomp[k + 1] - index.decomp[k], index.checksums[k],
+                dctx,
+                frame,
+                index.decomp[k + 1] - index.decomp[k],
+                index.checksums[k],
                 where=f"{where} frame {k}",
             )
             sha.update(data)

@@ -21,11 +21,11 @@ __all__ = [
     "FRAME_SIZE",
     "MAX_FRAME_SIZE",
     "SeekIndex",
+    "decompress_frame",
     "encode_seek_table",
-    "parse_seek_table",
     "new_compressor",
     "new_decompressor",
-    "decompress_frame",
+    "parse_seek_table",
 ]
 
 FRAME_SIZE = 1 << 20
@@ -133,7 +133,9 @@ def parse_seek_table(
     for i in range(n):
         c, d, x = values[3 * i], values[3 * i + 1], values[3 * i + 2]
         if d == 0 or d > MAX_FRAME_SIZE:
-            raise FormatError(f"frame {i} declares {d} bytes (allowed 1..{MAX_FRAME_SIZE})", where=where)
+            raise FormatError(
+                f"frame {i} declares {d} bytes (allowed 1..{MAX_FRAME_SIZE})", where=where
+            )
         if c == 0 or c > compress_bound(d):
             raise FormatError(f"frame {i} declares an impossible compressed size {c}", where=where)
         c_total += c
@@ -156,7 +158,11 @@ def parse_seek_table(
 
 
 def decompress_frame(
-    dctx: zstandard.ZstdDecompressor, frame: bytes | memoryview, size: int, checksum: int, *,
+    dctx: zstandard.ZstdDecompressor,
+    frame: bytes | memoryview,
+    size: int,
+    checksum: int,
+    *,
     where: str,
 ) -> bytes:
     """Decompress exactly one frame that must yield exactly ``size`` bytes."""

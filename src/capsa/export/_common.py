@@ -53,8 +53,11 @@ class ImageRef:
 
     @property
     def label(self) -> str:
-        return self.image_from or (self.path.rsplit("/", 1)[-1] if self.path else "") or \
-            f"SIF image {hexof(self.digest)[:12]}"
+        return (
+            self.image_from
+            or (self.path.rsplit("/", 1)[-1] if self.path else "")
+            or f"SIF image {hexof(self.digest)[:12]}"
+        )
 
 
 def _path_of(m: Manifest, digest: str) -> str | None:
@@ -73,8 +76,15 @@ def images(bundle: Bundle) -> dict[str, ImageRef]:
             continue
         info = image_info(bundle, s.image)
         blob = m.blobs[s.image]
-        out[s.image] = ImageRef(s.image, _path_of(m, s.image), blob.size, blob.media_type,
-                                info["sif_id"], info["arch"], info["image_from"])
+        out[s.image] = ImageRef(
+            s.image,
+            _path_of(m, s.image),
+            blob.size,
+            blob.media_type,
+            info["sif_id"],
+            info["arch"],
+            info["image_from"],
+        )
     return out
 
 

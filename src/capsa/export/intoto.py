@@ -54,8 +54,9 @@ BUILDER_ID = "urn:capsa:recorder"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
-def _descriptor(name: str, digest: str, media_type: str | None = None,
-                annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def _descriptor(
+    name: str, digest: str, media_type: str | None = None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
     rd: dict[str, Any] = {"name": name, "digest": {"sha256": hexof(digest)}}
     if media_type:
         rd["mediaType"] = media_type
@@ -70,8 +71,11 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
     if subjects:
         for p in subjects:
             if p not in m.files:
-                raise NotFoundError("no such file in the bundle", where=f"{bundle.path}: {p}",
-                                    hint="`capsa ls` lists the files")
+                raise NotFoundError(
+                    "no such file in the bundle",
+                    where=f"{bundle.path}: {p}",
+                    hint="`capsa ls` lists the files",
+                )
         chosen = sorted(set(subjects))
     else:
         chosen = sorted(p for p, f in m.files.items() if f.role == "output") or sorted(m.files)
@@ -79,14 +83,16 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
     ext_steps = []
     int_steps = []
     for s in m.steps:
-        ext_steps.append({
-            "name": s.name,
-            "argv": list(s.argv),
-            "image": s.image,
-            "workdir": s.workdir,
-            "inputs": [{"path": f.path, "digest": f.digest} for f in s.inputs],
-            "outputs": [{"path": f.path, "digest": f.digest} for f in s.outputs],
-        })
+        ext_steps.append(
+            {
+                "name": s.name,
+                "argv": list(s.argv),
+                "image": s.image,
+                "workdir": s.workdir,
+                "inputs": [{"path": f.path, "digest": f.digest} for f in s.inputs],
+                "outputs": [{"path": f.path, "digest": f.digest} for f in s.outputs],
+            }
+        )
         internal: dict[str, Any] = {
             "name": s.name,
             "env": dict(sorted(s.env.items())),
@@ -99,8 +105,11 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
 
     deps = []
     for digest, img in images(bundle).items():
-        notes = {k: v for k, v in (("sifId", img.sif_id), ("arch", img.arch),
-                                   ("from", img.image_from)) if v}
+        notes = {
+            k: v
+            for k, v in (("sifId", img.sif_id), ("arch", img.arch), ("from", img.image_from))
+            if v
+        }
         deps.append(_descriptor(img.path or img.label, digest, img.media_type, notes or None))
     for path, digest in origins(m.steps):
         deps.append(_descriptor(path, digest, m.blobs[digest].media_type))
@@ -145,12 +154,19 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
 
 def statement_payload(statement: dict[str, Any]) -> bytes:
     """The bytes a DSSE envelope signs: compact JSON, sorted keys."""
-    return json.dumps(statement, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
+    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
 
 
-def write_intoto(bundle: Bundle, out: str | os.PathLike[str], *, keys: Sequence[PrivateKey] = (),
-                 subjects: Sequence[str] | None = None, force: bool = False) -> Path:
+def write_intoto(
+    bundle: Bundle,
+    out: str | os.PathLike[str],
+    *,
+    keys: Sequence[PrivateKey] = (),
+    subjects: Sequence[str] | None = None,
+    force: bool = False,
+) -> Path:
     """Write the statement to ``out`` (``-``: standard output); signed with ``keys`` if given."""
     statement = intoto_statement(bundle, subjects)
     if keys:

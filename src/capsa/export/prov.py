@@ -66,8 +66,10 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
     entity: dict[str, Any] = {}
     activity: dict[str, Any] = {}
     agent: dict[str, Any] = {}
-    relations: dict[str, dict[str, Any]] = {k: {} for k in (
-        "used", "wasGeneratedBy", "wasAssociatedWith", "wasAttributedTo", "hadMember")}
+    relations: dict[str, dict[str, Any]] = {
+        k: {}
+        for k in ("used", "wasGeneratedBy", "wasAssociatedWith", "wasAttributedTo", "hadMember")
+    }
 
     def relate(kind: str, record: dict[str, Any]) -> None:
         rel = relations[kind]
@@ -75,14 +77,19 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
 
     def describe(digest: str) -> dict[str, Any]:
         blob = m.blobs[digest]
-        return {"capsa:sha256": hexof(digest), "capsa:size": blob.size,
-                "capsa:mediaType": blob.media_type}
+        return {
+            "capsa:sha256": hexof(digest),
+            "capsa:size": blob.size,
+            "capsa:mediaType": blob.media_type,
+        }
 
     bundle_id = f"bundle:{hx}"
     meta = m.bundle
-    b: dict[str, Any] = {"prov:type": _qname("prov:Collection"),
-                         "prov:label": meta.title or f"capsa bundle {bundle.id}",
-                         "capsa:format": m.capsa}
+    b: dict[str, Any] = {
+        "prov:type": _qname("prov:Collection"),
+        "prov:label": meta.title or f"capsa bundle {bundle.id}",
+        "capsa:format": m.capsa,
+    }
     if meta.description:
         b["capsa:description"] = meta.description
     if meta.license:
@@ -118,25 +125,34 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
         eid = f"file:{_q(img.path)}" if img.path else f"blob:{hexof(digest)}"
         e = entity.setdefault(eid, {"prov:label": img.label, **describe(digest)})
         e["prov:type"] = _qname("prov:Plan")
-        for key, value in (("capsa:sifId", img.sif_id), ("capsa:arch", img.arch),
-                           ("capsa:from", img.image_from)):
+        for key, value in (
+            ("capsa:sifId", img.sif_id),
+            ("capsa:arch", img.arch),
+            ("capsa:from", img.image_from),
+        ):
             if value:
                 e[key] = value
         image_ids[digest] = eid
 
     if m.steps:
         versions = recorder_versions(m.steps)
-        recorder: dict[str, Any] = {"prov:type": _qname("prov:SoftwareAgent"),
-                                    "prov:label": "capsa recorder"}
+        recorder: dict[str, Any] = {
+            "prov:type": _qname("prov:SoftwareAgent"),
+            "prov:label": "capsa recorder",
+        }
         if versions:
             recorder["capsa:version"] = versions if len(versions) > 1 else versions[0]
         agent["capsa:recorder"] = recorder
 
     for s in m.steps:
         sid = f"step:{quote(s.name, safe='')}"
-        act: dict[str, Any] = {"prov:label": s.name, "capsa:command": shlex.join(s.argv),
-                               "capsa:image": s.image, "capsa:workdir": s.workdir,
-                               "capsa:exitCode": s.exit_code}
+        act: dict[str, Any] = {
+            "prov:label": s.name,
+            "capsa:command": shlex.join(s.argv),
+            "capsa:image": s.image,
+            "capsa:workdir": s.workdir,
+            "capsa:exitCode": s.exit_code,
+        }
         if s.env:
             act["capsa:env"] = [f"{k}={v}" for k, v in sorted(s.env.items())]
         if (t := start_time(s.host)) is not None:
@@ -145,11 +161,18 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
             act["prov:endTime"] = t
         activity[sid] = act
         image = image_ids[s.image]
-        relate("used", {"prov:activity": sid, "prov:entity": image,
-                        "prov:role": _qname("capsa:image")})
+        relate(
+            "used", {"prov:activity": sid, "prov:entity": image, "prov:role": _qname("capsa:image")}
+        )
         for i in s.inputs:
-            relate("used", {"prov:activity": sid, "prov:entity": content(i.path, i.digest),
-                            "prov:role": _qname("capsa:input")})
+            relate(
+                "used",
+                {
+                    "prov:activity": sid,
+                    "prov:entity": content(i.path, i.digest),
+                    "prov:role": _qname("capsa:input"),
+                },
+            )
         for o in s.outputs:
             gen = {"prov:entity": content(o.path, o.digest), "prov:activity": sid}
             if (t := end_time(s.host)) is not None:
@@ -158,8 +181,13 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
         rt = f"runtime:{quote(s.runtime.name, safe='')}"
         if s.runtime.version:
             rt += f"/{quote(s.runtime.version, safe='')}"
-        agent.setdefault(rt, {"prov:type": _qname("prov:SoftwareAgent"),
-                              "prov:label": f"{s.runtime.name} {s.runtime.version}".strip()})
+        agent.setdefault(
+            rt,
+            {
+                "prov:type": _qname("prov:SoftwareAgent"),
+                "prov:label": f"{s.runtime.name} {s.runtime.version}".strip(),
+            },
+        )
         relate("wasAssociatedWith", {"prov:activity": sid, "prov:agent": rt, "prov:plan": image})
         relate("wasAssociatedWith", {"prov:activity": sid, "prov:agent": "capsa:recorder"})
 

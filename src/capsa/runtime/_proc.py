@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,23 +23,38 @@ def _pump(src: BinaryIO, dst: BinaryIO, echo: BinaryIO | None) -> None:
 
 
 def run_captured(
-    cmd: list[str], env: dict[str, str], stdout: Path, stderr: Path, *,
-    timeout: float | None, echo: bool,
+    cmd: list[str],
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    *,
+    timeout: float | None,
+    echo: bool,
 ) -> tuple[int, bool]:
     """Exit code (negative signal number if killed) and whether the timeout fired.
 
     The process gets its own session so that a timeout or Ctrl-C kills the whole tree.
     """
-    with stdout.open("wb") as out, stderr.open("wb") as err, subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,
-    ) as proc:
+    with (
+        stdout.open("wb") as out,
+        stderr.open("wb") as err,
+        subprocess.Popen(
+            cmd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as proc,
+    ):
         assert proc.stdout is not None and proc.stderr is not None
         threads = [
-            threading.Thread(target=_pump, args=(proc.stdout, out,
-                                                 sys.stdout.buffer if echo else None)),
-            threading.Thread(target=_pump, args=(proc.stderr, err,
-                                                 sys.stderr.buffer if echo else None)),
+            threading.Thread(
+                target=_pump, args=(proc.stdout, out, sys.stdout.buffer if echo else None)
+            ),
+            threading.Thread(
+                target=_pump, args=(proc.stderr, err, sys.stderr.buffer if echo else None)
+            ),
         ]
         for t in threads:
             t.start()
@@ -58,8 +74,6 @@ def run_captured(
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()

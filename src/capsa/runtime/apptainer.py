@@ -22,8 +22,18 @@ from ._proc import run_captured
 __all__ = ["ApptainerRuntime"]
 
 # Host variables the runtime binary itself may need (not passed into the container).
-_HOST_VARS = ("PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "XDG_RUNTIME_DIR",
-              "APPTAINER_CACHEDIR", "APPTAINER_TMPDIR", "SINGULARITY_CACHEDIR", "SINGULARITY_TMPDIR")
+_HOST_VARS = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "XDG_RUNTIME_DIR",
+    "APPTAINER_CACHEDIR",
+    "APPTAINER_TMPDIR",
+    "SINGULARITY_CACHEDIR",
+    "SINGULARITY_TMPDIR",
+)
 
 
 class ApptainerRuntime:
@@ -34,7 +44,9 @@ class ApptainerRuntime:
     def _binary(self) -> str:
         path = shutil.which(self.name)
         if path is None:
-            raise RuntimeError_(f"{self.name} is not installed", hint="install it, or use --runtime bwrap")
+            raise RuntimeError_(
+                f"{self.name} is not installed", hint="install it, or use --runtime bwrap"
+            )
         return path
 
     def version(self) -> str:
@@ -53,8 +65,16 @@ class ApptainerRuntime:
         binds = [f"{spec.work_source}:{spec.workdir}"]
         binds += [f"{b.source}:{b.target}:{'ro' if b.readonly else 'rw'}" for b in spec.binds]
         cmd += Client._generate_bind_list(binds)
-        cmd += ["--containall", "--cleanenv", "--home", CONTAINER_HOME, "--pwd", spec.workdir,
-                "--hostname", "capsa"]
+        cmd += [
+            "--containall",
+            "--cleanenv",
+            "--home",
+            CONTAINER_HOME,
+            "--pwd",
+            spec.workdir,
+            "--hostname",
+            "capsa",
+        ]
         if not spec.network:
             cmd += ["--net", "--network", "none"]
         cmd += [str(spec.image), *spec.argv]
@@ -68,8 +88,10 @@ class ApptainerRuntime:
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
         if spec.image_offset:
-            raise RuntimeError_(f"{self.name} needs the image as a file of its own",
-                                hint="extract it from the bundle first")
+            raise RuntimeError_(
+                f"{self.name} needs the image as a file of its own",
+                hint="extract it from the bundle first",
+            )
         cmd, env = self.command(spec)
         code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)

