@@ -298,7 +298,8 @@ class _Packer:
         return crc, total
 
 
-def _created(created: str | None) -> str | None:
+def created_timestamp(created: str | None) -> str | None:
+    """``created`` if given, else SOURCE_DATE_EPOCH as UTC, else None: never the clock."""
     if created is not None:
         return created
     sde = os.environ.get("SOURCE_DATE_EPOCH")
@@ -372,7 +373,7 @@ def pack(
     if default_role not in ROLES:
         raise UsageError(f"unknown role {default_role!r}", hint=f"use one of {', '.join(ROLES)}")
     try:
-        meta = _meta(title, description, authors, license, identifiers, _created(created))
+        meta = _meta(title, description, authors, license, identifiers, created_timestamp(created))
     except ValidationError as e:
         raise UsageError(f"invalid bundle metadata: {e.errors()[0]['msg']}") from e
     ordered = sorted(mapping.items(), key=lambda kv: kv[0].encode())

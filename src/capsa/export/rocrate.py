@@ -130,15 +130,9 @@ def _license(text: str) -> tuple[dict[str, str], dict[str, Any]]:
 def _date_published(created: str | None) -> str:
     """The bundle's ``created``, else SOURCE_DATE_EPOCH, else today (UTC): RO-Crate 1.1 requires
     a ``datePublished``, and this is the only clock an export ever reads."""
-    if created:
-        return created
-    sde = os.environ.get("SOURCE_DATE_EPOCH")
-    if sde:
-        try:
-            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(sde)))
-        except (ValueError, OverflowError) as e:
-            raise UsageError(f"SOURCE_DATE_EPOCH is not an integer: {sde!r}") from e
-    return time.strftime("%Y-%m-%d", time.gmtime())
+    from ..pack import created_timestamp
+
+    return created_timestamp(created) or time.strftime("%Y-%m-%d", time.gmtime())
 
 
 def _identifier(scheme: str, value: str) -> str:
