@@ -12,6 +12,8 @@ import hashlib
 import os
 import secrets
 import stat
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from ._progress import make_progress
@@ -114,8 +116,9 @@ def extract_bundle(
         bar = make_progress("extract", total, progress)
         written = []
         try:
-            for p in selected:
-                written.append(_extract_one(bundle, root_fd, root, p, bar, force))
+            with ThreadPoolExecutor(1, thread_name_prefix="capsa-sha") as hasher:
+                for p in selected:
+                    written.append(_extract_one(bundle, root_fd, root, p, bar, force, hasher))
         finally:
             bar.close()
         return written
@@ -124,7 +127,13 @@ def extract_bundle(
 
 
 def _extract_one(
-    bundle: Bundle, root_fd: int, root: Path, path: str, bar: object, force: bool
+    bundle: Bundle,
+    root_fd: int,
+    root: Path,
+    path: str,
+    bar: object,
+    force: bool,
+    hasher: ThreadPoolExecutor,
 ) -> Path:
     entry = bundle.manifest.files[path]
     parts = _segments(path)
@@ -135,11 +144,18 @@ def _extract_one(
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
         try:
             sha = hashlib.sha256()
+            pending: deque[Future[None]] = deque()
+            # Hash on another thread while this one decompresses and writes (both release the
+            # GIL); at most two chunks in flight keeps memory bounded.
             with bundle.open_member(path) as src, os.fdopen(out, "wb", closefd=False) as dst:
                 while chunk := src.read(_CHUNK):
-                    sha.update(chunk)
+                    pending.append(hasher.submit(sha.update, chunk))
                     dst.write(chunk)
                     bar.update(len(chunk))  # type: ignore[attr-defined]
+                    while len(pending) > 1:
+                        pending.popleft().result()
+            for fut in pending:
+                fut.result()
             found = format_digest(sha.hexdigest())
             if found != entry.digest:
                 raise IntegrityError(
