@@ -35,7 +35,10 @@ capsa log
 set +x
 
 echo "== 4. pack the lineage of the result into one signed bundle"
-[ -f "$out/keys/analyst.key" ] || capsa keygen -q -o "$out/keys/analyst"
+# Reuse the key pair; a pair left half-written by an interrupted run is made anew.
+if [ ! -f "$out/keys/analyst.key" ] || [ ! -f "$out/keys/analyst.pub" ]; then
+    capsa keygen -q --force -o "$out/keys/analyst"
+fi
 set -x
 capsa pack -o "$bundle" --from-journal result.h5 zenith.png --force \
     --title "ARCA atmospheric muons: energy spectrum and zenith distribution" \
