@@ -6,7 +6,6 @@ Wired into the main parser by ``capsa.cli.build_parser`` through :func:`add_pars
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -15,7 +14,8 @@ from typing import Any
 
 import capsa
 
-from .errors import ExistsError, NotFoundError, SignatureError, UsageError
+from ._cli_keys import signing_keys
+from .errors import ExistsError, NotFoundError, UsageError
 
 __all__ = ["add_parsers", "cmd_export"]
 
@@ -74,31 +74,6 @@ def add_parsers(
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
 
 
-def _passphrase(args: argparse.Namespace) -> bytes | None:
-    if getattr(args, "passphrase_file", None):
-        try:
-            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
-        except FileNotFoundError:
-            raise NotFoundError("no such passphrase file", where=args.passphrase_file) from None
-    env = os.environ.get("CAPSA_PASSPHRASE")
-    return env.encode() if env is not None else None
-
-
-def _keys(args: argparse.Namespace) -> list[Any]:
-    from .keys import NEEDS_PASSPHRASE, load_private_key
-
-    keys = []
-    for path in args.key:
-        try:
-            keys.append(load_private_key(path, _passphrase(args)))
-        except SignatureError as e:
-            if e.what != NEEDS_PASSPHRASE or not sys.stdin.isatty():
-                raise
-            typed = getpass.getpass(f"passphrase for {path}: ").encode()
-            keys.append(load_private_key(path, typed))
-    return keys
-
-
 def _check_file_target(path: str, force: bool) -> None:
     if path == "-":
         return
@@ -153,7 +128,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.prov:
             prov_document(b)
             _check_file_target(args.prov, force)
-        keys = _keys(args) if args.key else []
+        keys = signing_keys(args.key, args.passphrase_file) if args.key else []
 
         written: list[dict[str, Any]] = []
         if args.ro_crate:

@@ -7,7 +7,6 @@ Every failure is one line on stderr and a documented exit code (README "Exit cod
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 import capsa
 
 from ._cli_export import add_parsers as add_export_parsers
-from .errors import Error, ExistsError, NotFoundError, SignatureError, UsageError
+from .errors import Error, ExistsError, SignatureError, UsageError
 
 __all__ = ["main"]
 
@@ -211,30 +210,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _passphrase(args: argparse.Namespace) -> bytes | None:
-    if getattr(args, "passphrase_file", None):
-        try:
-            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
-        except FileNotFoundError:
-            raise NotFoundError("no such passphrase file", where=args.passphrase_file) from None
-    env = os.environ.get("CAPSA_PASSPHRASE")
-    return env.encode() if env is not None else None
-
-
 def _signing_keys(paths: list[str], args: argparse.Namespace) -> list[Any]:
-    from .keys import NEEDS_PASSPHRASE, load_private_key
+    from ._cli_keys import signing_keys
 
-    keys = []
-    for path in paths:
-        try:
-            keys.append(load_private_key(path, _passphrase(args)))
-        except SignatureError as e:
-            if e.what != NEEDS_PASSPHRASE or not sys.stdin.isatty():
-                raise
-            keys.append(
-                load_private_key(path, getpass.getpass(f"passphrase for {path}: ").encode())
-            )
-    return keys
+    return signing_keys(paths, getattr(args, "passphrase_file", None))
 
 
 def _trusted_keys(args: argparse.Namespace) -> list[Any]:
@@ -244,9 +223,10 @@ def _trusted_keys(args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
+    from ._cli_keys import passphrase as read_passphrase
     from .keys import keygen
 
-    passphrase = _passphrase(args)
+    passphrase = read_passphrase(args.passphrase_file)
     priv, pub, keyid = keygen(args.output, passphrase=passphrase or None, force=args.force)
     if args.json:
         _emit_json({"private_key": str(priv), "public_key": str(pub), "keyid": keyid})
