@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""capsa benchmarks: pack, verify, random access, extract and startup against standard tools.
+"""capsa benchmarks: pack, verify, random access, extract, HDF5 diff, replay and startup
+against standard tools (tar + zstd, sha256sum, bagit, h5diff, the bare step in bwrap).
 
-    python benchmarks/bench.py [--corpus DIR] [--size-gb 2] [--workdir DIR]
-                               [--json OUT.json] [--markdown OUT.md] [--repeat N] [--keep]
+    python benchmarks/bench.py [--corpus DIR] [--size-gb 2] [--workdir DIR] [--json OUT.json]
+                               [--markdown OUT.md] [--repeat N] [--keep] [--update-readme]
 
 Every command runs as its own process under ``/usr/bin/time`` (wall clock from the parent,
 peak RSS and CPU from ``time``), after the corpus was read once so that it sits in the page
@@ -13,6 +14,7 @@ removed at the end unless ``--keep``; the corpus is kept and reused (see make_co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import filecmp
 import hashlib
@@ -59,7 +61,7 @@ class Row:
     command: str
     wall: float  # median over runs, seconds
     walls: list[float]
-    rss_mib: float  # max over runs
+    rss_mib: float | None  # max over runs
     cpu: float  # user + sys of the median run, seconds
     bytes: int | None = None  # bytes processed, for throughput
     baseline: str | None = None  # name of the row this one is compared with
@@ -68,7 +70,7 @@ class Row:
     ok: bool | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
-    other_load: float = 0.0  # mean cores busy with other processes during the median run
+    other_load: float | None = 0.0  # mean cores busy with other processes (median run)
     best_ratio: float | None = None
 
     @property
@@ -82,6 +84,7 @@ def timed(
     check: bool = True,
     stdout: int | None = subprocess.DEVNULL,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Run:
     """Run ``cmd`` (argv list, or a bash pipeline string) under /usr/bin/time."""
     fd, tfile = tempfile.mkstemp(prefix="capsa-bench-time-")
@@ -91,7 +94,7 @@ def timed(
         full = [TIME, "-f", "%e %M %U %S", "-o", tfile, *argv]
         busy0 = _busy_cpu()
         t0 = time.perf_counter()
-        p = subprocess.run(full, stdout=stdout, stderr=subprocess.PIPE, env=env)
+        p = subprocess.run(full, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=cwd)
         wall = time.perf_counter() - t0
         busy = _busy_cpu() - busy0
         lines = Path(tfile).read_text().strip().splitlines()
@@ -132,12 +135,21 @@ def measure(
     before=None,
     check: bool = True,
     note: str = "",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    machine_cpu: bool = False,
 ) -> Row:
+    """Median of ``repeat`` timed runs after WARMUP untimed ones.
+
+    ``machine_cpu``: the command's work happens where ``/usr/bin/time`` cannot see it (a process
+    in bwrap's PID namespace is never waited for by its ancestors), so CPU s is the whole
+    machine's busy CPU time during the run and "other load" is not known.
+    """
     runs = []
     for i in range(WARMUP + repeat):
         if before is not None:
             before()
-        run = timed(cmd, check=check)
+        run = timed(cmd, check=check, env=env, cwd=cwd)
         if i >= WARMUP:  # the first run after big deletions/writes is often much slower
             runs.append(run)
     walls = [r.wall for r in runs]
@@ -154,10 +166,14 @@ def measure(
         note=note,
         other_load=med.other / med.wall if med.wall > 0 else 0.0,
     )
+    if machine_cpu:
+        row.cpu = med.user + med.sys + med.other
+        row.other_load = None
     log(
         f"  {name:<34} {row.wall:8.3f} s  "
         + (f"{row.mbps:8.1f} MB/s  " if row.mbps else " " * 16)
-        + f"RSS {row.rss_mib:7.1f} MiB  CPU {row.cpu:7.2f} s  other load {row.other_load:4.2f}"
+        + f"RSS {row.rss_mib:7.1f} MiB  CPU {row.cpu:7.2f} s  other load "
+        + _fmt(row.other_load, "4.2f")
     )
     return row
 
@@ -242,6 +258,8 @@ def bench(args: argparse.Namespace) -> dict:
     bundle = work / "X.capsa"
     tarzst = work / "X.tar.zst"
     rows: list[Row] = []
+    diff_detail: dict = {}
+    replay_detail: dict = {}
     env_info = {
         "date": dt.date.today().isoformat(),
         "cpus": os.cpu_count(),
@@ -253,8 +271,12 @@ def bench(args: argparse.Namespace) -> dict:
         "tar": version_of(["tar", "--version"]),
         "sha256sum": version_of(["sha256sum", "--version"]),
         "bagit": version_of(["bagit.py", "--version"]),
+        "h5py": _h5py_versions(),
+        "h5diff": version_of(["h5diff", "--version"]) if shutil.which("h5diff") else None,
+        "bwrap": version_of(["bwrap", "--version"]) if shutil.which("bwrap") else None,
         "kernel": platform.release(),
         "capsa_commit": _git_head(),
+        "loadavg_start": os.getloadavg()[0],
     }
     log("environment: " + json.dumps(env_info))
 
@@ -332,7 +354,8 @@ def bench(args: argparse.Namespace) -> dict:
             f"capsa {bundle.stat().st_size / MB:.1f} MB "
             f"(corpus {total / MB:.1f} MB)"
         )
-        encodings = _encodings(capsa, bundle)
+        members = _members(capsa, bundle)
+        encodings = {m["path"]: m["encoding"] for m in members}
         sync()
 
         # -- hashing / fixity ------------------------------------------------------------------
@@ -388,7 +411,8 @@ def bench(args: argparse.Namespace) -> dict:
             [*capsa, "verify", "-q", str(bundle)],
             repeat=args.repeat,
             nbytes=total,
-            note="decompresses every zstd frame, then SHA-256 of the content",
+            note="SHA-256 of every blob's stored bytes (format 1.1 stored_digest), "
+            "no decompression; checks the manifest and seek tables too",
         )
         compare(r_ver, r_bag, "≥ 0.8x bagit validate", None)
         r_ver.ok = r_ver.ratio is not None and r_ver.ratio >= 0.8
@@ -401,8 +425,18 @@ def bench(args: argparse.Namespace) -> dict:
             nbytes=total,
             note="how much the 2nd thread buys here",
         )
-        r_ver1.ratio, r_ver1.baseline = r_bag.wall / r_ver1.wall, r_bag.name
+        compare(r_ver1, r_bag)
         rows.append(r_ver1)
+        r_deep = measure(
+            "fixity",
+            "capsa verify --deep (--jobs 2)",
+            [*capsa, "verify", "-q", "--deep", str(bundle)],
+            repeat=args.repeat,
+            nbytes=total,
+            note="also decompresses every zstd frame and checks the content SHA-256",
+        )
+        compare(r_deep, r_bag)
+        rows.append(r_deep)
         drop_dir(bag)
 
         # -- random access ---------------------------------------------------------------------
@@ -496,6 +530,21 @@ def bench(args: argparse.Namespace) -> dict:
         drop_dir(ex_tar)
         drop_dir(ex_capsa)
 
+        # -- HDF5 diff and replay ----------------------------------------------------------
+        ctx = {
+            "capsa": capsa,
+            "work": work,
+            "corpus": corpus,
+            "largest_h5": corpus / largest_h5["path"],
+        }
+        diff_detail = bench_diff(args, ctx, rows)
+        ctx["step_input"] = work / "h5diff" / "a.h5"
+        replay_detail = bench_replay(args, ctx, rows)
+        if "skipped" in replay_detail:
+            log("  replay skipped: " + replay_detail["skipped"])
+        _rmtree(work / "replay")
+        shutil.rmtree(work / "h5diff", ignore_errors=True)
+
         # -- startup -------------------------------------------------------------------------
         log("startup")
         r_py = measure(
@@ -518,11 +567,14 @@ def bench(args: argparse.Namespace) -> dict:
         if not args.keep:
             for p in (bundle, tarzst, work / "files.list"):
                 p.unlink(missing_ok=True)
-            for d in ("bag", "ex_tar", "ex_capsa"):
+            for d in ("bag", "ex_tar", "ex_capsa", "h5diff"):
                 shutil.rmtree(work / d, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                _rmtree(work / "replay")
             if not args.workdir:
                 shutil.rmtree(work, ignore_errors=True)
 
+    env_info["loadavg_end"] = os.getloadavg()[0]
     if _git_head() != env_info["capsa_commit"]:
         env_info["capsa_commit_end"] = _git_head()
         log(
@@ -532,7 +584,8 @@ def bench(args: argparse.Namespace) -> dict:
     # capsa's memory target applies to every capsa command
     for r in rows:
         if r.name.startswith("capsa") and r.group != "startup":
-            r.extra["rss_ok"] = r.rss_mib < 200
+            rss = r.extra.get("rss_capsa_mib", r.rss_mib)  # capsa's own, not unsquashfs
+            r.extra["rss_ok"] = rss is not None and rss < 200
     return {
         "environment": env_info,
         "corpus": {
@@ -545,15 +598,523 @@ def bench(args: argparse.Namespace) -> dict:
             "encodings": _count(encodings),
         },
         "primitives": prim,
+        "members": members,
+        "hdf5_diff": diff_detail,
+        "replay": replay_detail,
         "rows": [dict(asdict(r), mbps=r.mbps) for r in rows],
     }
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5 diff: capsa diff against h5diff
+
+
+def h5_variants(src: Path, out: Path) -> dict[str, Path]:
+    """Three HDF5 files with ``src``'s content, written by h5py dataset by dataset.
+
+    ``a``: contiguous, like ``src``; ``same``: every dataset chunked and gzip'd (same content,
+    other bytes); ``changed``: like ``a`` with one float32 amplitude changed by +1. All are
+    written with ``libver=("earliest", "v110")``: the corpus files use the format bounds of the
+    HDF5 2.0 that wrote them, whose compound datatypes Debian's h5diff (HDF5 1.10) cannot read.
+    Memory is bounded by the copy block (1 Mi elements).
+    """
+    import h5py
+
+    block = 1 << 20
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / f"{k}.h5" for k in ("a", "same", "changed")}
+
+    def copy(dst: Path, *, gzip: bool, change: bool) -> None:
+        with (
+            h5py.File(src, "r") as fi,
+            h5py.File(dst, "w", libver=("earliest", "v110")) as fo,
+        ):
+            fo.attrs.update(fi.attrs)
+
+            def visit(name: str, obj) -> None:
+                if isinstance(obj, h5py.Group):
+                    fo.require_group(name).attrs.update(obj.attrs)
+                    return
+                kw: dict = {}
+                if gzip and obj.shape and obj.size > 0:
+                    chunk = (min(obj.shape[0], 1 << 16), *obj.shape[1:])
+                    kw = {"chunks": chunk, "compression": "gzip", "compression_opts": 4}
+                d = fo.create_dataset(name, shape=obj.shape, dtype=obj.dtype, **kw)
+                if not obj.shape:
+                    d[()] = obj[()]
+                else:
+                    for i in range(0, obj.shape[0], block):
+                        d[i : i + block] = obj[i : i + block]
+                d.attrs.update(obj.attrs)
+
+            fi.visititems(visit)
+            if change:
+                d = fo["hit_columns/amplitude"]
+                i = d.shape[0] * 2 // 3
+                d[i] = d[i] + 1.0
+
+    copy(paths["a"], gzip=False, change=False)
+    copy(paths["same"], gzip=True, change=False)
+    copy(paths["changed"], gzip=False, change=True)
+    return paths
+
+
+def bench_diff(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
+    """capsa diff vs h5diff on a ~200 MB HDF5 file and two variants of it."""
+    capsa, work, src = ctx["capsa"], ctx["work"], ctx["largest_h5"]
+    log(f"HDF5 diff: variants of {src.name}")
+    t0 = time.perf_counter()
+    paths = h5_variants(src, work / "h5diff")
+    log(f"  wrote {', '.join(p.name for p in paths.values())} in {time.perf_counter() - t0:.1f} s")
+    a = paths["a"]
+    detail: dict = {
+        "source": str(src.relative_to(ctx["corpus"].parent)),
+        "sizes": {k: p.stat().st_size for k, p in paths.items()},
+    }
+    h5diff = shutil.which("h5diff")
+    if h5diff is None:
+        detail["skipped"] = "h5diff not installed (Debian: apt-get install hdf5-tools)"
+        log("  " + detail["skipped"])
+    else:
+        detail["h5diff_version"] = version_of([h5diff, "--version"])
+    for key, label, want_rc in (
+        ("same", "re-chunked gzip copy", 0),
+        ("changed", "1 value changed", 1),
+    ):
+        b = paths[key]
+        nbytes = a.stat().st_size + b.stat().st_size
+        cap = [*capsa, "diff", str(a), str(b)]
+        # correctness first (untimed): both tools must find what was made
+        got = subprocess.run([*cap, "--json"], capture_output=True, text=True)
+        doc = json.loads(got.stdout)
+        n_diff = sum(d["detail"].get("count", 1) for d in doc["differences"])
+        if got.returncode != want_rc or n_diff != want_rc:
+            raise SystemExit(f"capsa diff {key}: rc {got.returncode}, {n_diff} differences")
+        detail[key] = {"capsa_verdict": doc["verdict"], "capsa_differences": n_diff}
+        r_h = None
+        if h5diff is not None:
+            out = subprocess.run([h5diff, str(a), str(b)], capture_output=True, text=True)
+            found = sum(
+                int(line.split()[0])
+                for line in out.stdout.splitlines()
+                if line.endswith("differences found")
+            )
+            if out.returncode != want_rc or found != want_rc:
+                raise SystemExit(f"h5diff {key}: rc {out.returncode}, {found} differences")
+            detail[key]["h5diff_differences"] = found
+            r_h = measure(
+                "hdf5 diff",
+                f"h5diff ({label})",
+                [h5diff, str(a), str(b)],
+                repeat=args.repeat,
+                nbytes=nbytes,
+                check=False,
+                note=f"default mode (counts differences per object); {nbytes / MB:.0f} MB of "
+                "input files",
+            )
+            rows.append(r_h)
+            if key == "changed":
+                rows.append(
+                    measure(
+                        "hdf5 diff",
+                        f"h5diff -r ({label})",
+                        [h5diff, "-r", str(a), str(b)],
+                        repeat=args.repeat,
+                        nbytes=nbytes,
+                        check=False,
+                        note="report mode: also prints every differing element",
+                    )
+                )
+        r_c = measure(
+            "hdf5 diff",
+            f"capsa diff ({label})",
+            cap,
+            repeat=args.repeat,
+            nbytes=nbytes,
+            check=False,
+            note=f"verdict {doc['verdict']}"
+            + (f", {n_diff} differing element" if n_diff else "")
+            + "; streamed block by block",
+        )
+        if r_h is not None:
+            compare(r_c, r_h)
+            r_c.extra["time_vs_h5diff"] = r_c.wall / r_h.wall
+        rows.append(r_c)
+    return detail
+
+
+# --------------------------------------------------------------------------------------------
+# replay overhead: capsa replay against the bare step
+
+DERIVE_PY = """\
+# Select triggered hits with a long time over threshold; count hits per DOM.
+import sys
+
+import h5py
+import numpy as np
+
+BLOCK = 1 << 20
+src, dst = sys.argv[1], sys.argv[2]
+with h5py.File(src, "r") as f:
+    hits, amp = f["hits"], f["hit_columns/amplitude"]
+    doms = f["detector/dom_ids"][()]
+    n = hits.shape[0]
+    counts = np.zeros(len(doms), dtype=np.int64)
+    amp_sum = np.zeros(len(doms), dtype=np.float64)
+    tot_hist = np.zeros(256, dtype=np.int64)
+    selected = []
+    for i in range(0, n, BLOCK):
+        h, a = hits[i : i + BLOCK], amp[i : i + BLOCK]
+        idx = np.searchsorted(doms, h["dom_id"])
+        np.add.at(counts, idx, 1)
+        np.add.at(amp_sum, idx, a.astype(np.float64))
+        tot_hist += np.bincount(np.clip(h["tot"], 0, 255).astype(np.int64), minlength=256)
+        selected.append(h[(h["triggered"] == 1) & (h["tot"] > 20)])
+sel = np.concatenate(selected)
+with h5py.File(dst, "w", libver=("earliest", "v110")) as g:
+    g.create_dataset("selected_hits", data=sel, chunks=True, compression="gzip", shuffle=True)
+    g.create_dataset("dom_ids", data=doms)
+    g.create_dataset("hits_per_dom", data=counts)
+    g.create_dataset("mean_amplitude", data=amp_sum / np.maximum(counts, 1))
+    g.create_dataset("tot_histogram", data=tot_hist)
+    g.attrs["n_hits"] = n
+    g.attrs["n_selected"] = len(sel)
+print(f"{n} hits, {len(sel)} selected")
+"""
+
+# Runs `capsa replay ...` in-process with timers around its phases (no code change in capsa):
+# argv: OUT.json CAPSA-ARGS...
+REPLAY_PROBE = """\
+import json, resource, sys, time
+t0 = time.perf_counter()
+import capsa.bundle, capsa.cli, capsa.replay
+from capsa.runtime.bwrap import BwrapRuntime
+acc = {"import": time.perf_counter() - t0}
+def wrap(owner, name, key):
+    fn = getattr(owner, name)
+    def timed(*a, **k):
+        s = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[key] = acc.get(key, 0.0) + time.perf_counter() - s
+    setattr(owner, name, timed)
+wrap(capsa.bundle.Bundle, "verify", "verify")
+wrap(capsa.replay._Replayer, "_extract_blob", "inputs")
+wrap(capsa.replay._Replayer, "compare_output", "compare")
+wrap(capsa.replay, "_remove", "cleanup")
+wrap(BwrapRuntime, "rootfs", "image")
+wrap(BwrapRuntime, "run", "run")
+s = time.perf_counter()
+acc["rc"] = capsa.cli.main(sys.argv[2:])
+acc["main"] = time.perf_counter() - s
+# VmHWM, not getrusage: a forked child's ru_maxrss starts at its parent's RSS at fork time
+with open("/proc/self/status") as f:
+    hwm = next(int(x.split()[1]) for x in f if x.startswith("VmHWM:"))
+acc["rss_self_mib"] = hwm / 1024
+acc["rss_children_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+with open(sys.argv[1], "w") as f:
+    json.dump(acc, f)
+"""
+
+PHASES = (
+    ("startup", "interpreter start and `import capsa.cli`"),
+    ("verify", "verify the bundle (structure, stored-bytes SHA-256 of every blob, signature)"),
+    ("inputs", "materialise the step's inputs from the bundle (decompress + SHA-256)"),
+    ("image", "find the unpacked image in the cache (cold: unsquashfs from inside the bundle)"),
+    ("step", "the step in bwrap (sandbox start + the command)"),
+    ("compare", "hash the outputs and compare them with the recorded ones"),
+    ("cleanup", "remove the replay work directory"),
+    ("other", "the rest: open the bundle, parse the manifest, runtime version, report"),
+)
+
+
+def _rmtree(p: Path) -> None:
+    """rmtree that also empties the read-only directories of an unpacked image."""
+    if not p.exists():
+        return
+    for dirpath, dirnames, _ in os.walk(p):
+        for d in dirnames:
+            q = Path(dirpath) / d
+            if not q.is_symlink():
+                with contextlib.suppress(OSError):
+                    q.chmod(0o755)
+    shutil.rmtree(p)
+
+
+def _probe_replay(argv: list[str], env: dict[str, str], out: Path) -> dict[str, float]:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", REPLAY_PROBE, str(out), *argv],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - t0
+    acc = json.loads(out.read_text())
+    if acc["rc"] != 0:
+        raise SystemExit(f"instrumented replay failed with exit code {acc['rc']}")
+    step = acc.get("run", 0.0) - acc.get("image", 0.0)
+    split = {
+        "total": wall,
+        "startup": wall - acc["main"],
+        "verify": acc.get("verify", 0.0),
+        "inputs": acc.get("inputs", 0.0),
+        "image": acc.get("image", 0.0),
+        "step": step,
+        "compare": acc.get("compare", 0.0),
+        "cleanup": acc.get("cleanup", 0.0),
+    }
+    split["other"] = wall - sum(v for k, v in split.items() if k != "total")
+    split["rss_self_mib"] = acc["rss_self_mib"]
+    split["rss_children_mib"] = acc["rss_children_mib"]
+    return split
+
+
+def analysis_image() -> tuple[Path | None, str]:
+    """The project's test image with python3 + h5py + numpy (built once, ~1 min, then cached)."""
+    build = Path(__file__).resolve().parent.parent / "fixtures" / "images" / "build.py"
+    p = subprocess.run(
+        [sys.executable, str(build), "analysis"], capture_output=True, text=True, check=False
+    )
+    lines = p.stdout.strip().splitlines()
+    if p.returncode != 0 or not lines or not Path(lines[-1]).is_file():
+        return None, (p.stderr.strip().splitlines() or ["?"])[-1]
+    return Path(lines[-1]), ""
+
+
+def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
+    """Record a real step with `capsa run --runtime bwrap`, pack and sign it, replay it."""
+    capsa, work = ctx["capsa"], ctx["work"]
+    log("replay: build/find the analysis image")
+    if shutil.which("bwrap") is None:
+        return {"skipped": "bubblewrap not installed (Debian: apt-get install bubblewrap)"}
+    sif, why = analysis_image()
+    if sif is None:
+        return {"skipped": f"cannot build the analysis image: {why}"}
+    base = work / "replay"
+    cache = base / "cache"  # CAPSA_CACHE: unpacked images live here, not in ~/.cache
+    env = {**os.environ, "CAPSA_CACHE": str(cache)}
+    inp = ctx["step_input"]
+    argv = ["python3", "derive.py", "input.h5", "derived.h5"]
+
+    def workspace(name: str) -> Path:
+        d = base / name
+        d.mkdir(parents=True)
+        shutil.copyfile(inp, d / "input.h5")
+        (d / "derive.py").write_text(DERIVE_PY)
+        return d
+
+    ana, rec, bare = workspace("ana"), workspace("rec"), workspace("bare")
+    record = [
+        *capsa,
+        "run",
+        "-q",
+        "--image",
+        str(sif),
+        "--runtime",
+        "bwrap",
+        "--name",
+        "derive",
+        "--input",
+        "input.h5",
+        "--input",
+        "derive.py",
+        "--output",
+        "derived.h5",
+        "--compare",
+        "hdf5",
+        "--",
+        *argv,
+    ]
+    t0 = time.perf_counter()
+    subprocess.run(record, cwd=ana, env=env, check=True, stdout=subprocess.DEVNULL)
+    log(f"  recorded the step (cold image cache) in {time.perf_counter() - t0:.2f} s")
+    key = base / "analyst"
+    subprocess.run([*capsa, "keygen", "-q", "-o", str(key)], check=True)
+    bundle = base / "ana.capsa"
+    subprocess.run(
+        [*capsa, "pack", "-q", "-o", str(bundle), "--from-journal", "--sign", f"{key}.key"],
+        cwd=ana,
+        env=env,
+        check=True,
+    )
+    detail: dict = {
+        "image": str(sif),
+        "image_bytes": sif.stat().st_size,
+        "input_bytes": inp.stat().st_size,
+        "bundle_bytes": bundle.stat().st_size,
+        "output_bytes": (ana / "derived.h5").stat().st_size,
+    }
+    replay_args = [
+        "replay",
+        str(bundle),
+        "--key",
+        f"{key}.pub",
+        "--runtime",
+        "bwrap",
+        "--workdir",
+        str(base / "tmp"),
+    ]
+    replay = [*capsa, *replay_args]
+    rep = subprocess.run([*replay, "--json"], env=env, capture_output=True, text=True)
+    doc = json.loads(rep.stdout)
+    if rep.returncode != 0 or not doc["ok"]:
+        raise SystemExit(f"replay failed: {rep.stdout[-2000:]} {rep.stderr[-2000:]}")
+    detail["verdicts"] = doc["counts"]
+    detail["bwrap"] = doc["runtime_version"]
+
+    # the bare step: the exact bwrap command capsa runs, on the unpacked image
+    from capsa.bundle import Bundle
+    from capsa.runtime import RunSpec
+    from capsa.runtime.bwrap import BwrapRuntime
+    from capsa.runtime.cache import ImageCache
+
+    with Bundle(bundle) as b:
+        step = b.manifest.steps[0]
+    out_digest = next(o.digest for o in step.outputs if o.path == "derived.h5")
+    rt = BwrapRuntime(ImageCache(cache))
+    spec = RunSpec(sif, step.image, tuple(step.argv), dict(step.env), step.workdir, bare)
+    bwrap_cmd = rt.command(spec, rt.rootfs(spec))
+    detail["bwrap_command"] = shlex.join(bwrap_cmd)
+    sandbox = bwrap_cmd[: bwrap_cmd.index("--")]
+    drop_out = lambda: (bare / "derived.h5").unlink(missing_ok=True)  # noqa: E731
+
+    log("replay overhead")
+    r_bare = measure(
+        "replay",
+        "bwrap, the step alone",
+        bwrap_cmd,
+        repeat=args.repeat,
+        before=drop_out,
+        machine_cpu=True,
+        note="the exact bwrap command capsa runs, on the already unpacked image",
+    )
+    from capsa.digest import sha256_file
+
+    if sha256_file(bare / "derived.h5") != out_digest:
+        r_bare.note += "; output bytes differ from the recorded ones!"
+    r_bare.rss_mib = None
+    rows.append(r_bare)
+    r_true = measure(
+        "replay",
+        "bwrap -- true (sandbox only)",
+        [*sandbox, "--", "true"],
+        repeat=args.repeat,
+        machine_cpu=True,
+        note="bwrap's own cost: namespaces and mounts, no command",
+    )
+    r_true.rss_mib = None
+    rows.append(r_true)
+    versions = "import h5py, numpy; print(h5py.__version__, numpy.__version__)"
+    inside = subprocess.run(
+        [*sandbox, "--", "python3", "-c", versions], capture_output=True, text=True
+    )
+    detail["image_h5py_numpy"] = inside.stdout.split()
+    native = subprocess.run(
+        [sys.executable, "-c", versions],
+        capture_output=True,
+        text=True,
+    )
+    if native.returncode == 0:
+        r_nat = measure(
+            "replay",
+            "host python3, the step alone",
+            [sys.executable, "derive.py", "input.h5", "derived.h5"],
+            repeat=args.repeat,
+            before=drop_out,
+            cwd=bare,
+            note="outside any container: host h5py / numpy "
+            + " / ".join(native.stdout.split())
+            + " (in the image: "
+            + " / ".join(detail["image_h5py_numpy"])
+            + ")",
+        )
+        rows.append(r_nat)
+    else:
+        detail["native_skipped"] = "h5py not importable by the host python"
+
+    def fresh_rec() -> None:
+        _rmtree(rec / ".capsa")
+        (rec / "derived.h5").unlink(missing_ok=True)
+
+    r_run = measure(
+        "replay",
+        "capsa run (record, warm cache)",
+        record,
+        repeat=args.repeat,
+        before=fresh_rec,
+        env=env,
+        cwd=rec,
+        machine_cpu=True,
+        note="hashes the image, inputs and outputs, snapshots the work directory",
+    )
+    compare(r_run, r_bare)
+    rows.append(r_run)
+
+    def cold() -> None:
+        _rmtree(cache)
+        sync()
+
+    r_cold = measure(
+        "replay",
+        "capsa replay, cold cache",
+        [*replay, "-q"],
+        repeat=args.repeat,
+        before=cold,
+        env=env,
+        machine_cpu=True,
+        note="empty CAPSA_CACHE: includes unsquashfs of the image from inside the bundle",
+    )
+    compare(r_cold, r_bare)
+    rows.append(r_cold)
+    r_warm = measure(
+        "replay",
+        "capsa replay, warm cache",
+        [*replay, "-q"],
+        repeat=args.repeat,
+        env=env,
+        machine_cpu=True,
+        note="image already unpacked in CAPSA_CACHE",
+    )
+    compare(r_warm, r_bare)
+    rows.append(r_warm)
+
+    # where the time goes: the same replay in-process with timers, median per phase
+    splits: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+    for _ in range(args.repeat):
+        cold()
+        splits["cold"].append(_probe_replay(replay_args, env, base / "probe.json"))
+        splits["warm"].append(_probe_replay(replay_args, env, base / "probe.json"))
+    detail["split"] = {
+        k: {f: statistics.median(s[f] for s in v) for f in v[0]} for k, v in splits.items()
+    }
+    for r, k in ((r_cold, "cold"), (r_warm, "warm")):
+        sp = detail["split"][k]
+        r.extra["rss_capsa_mib"] = sp["rss_self_mib"]
+        r.extra["overhead_s"] = r.wall - r_bare.wall
+        r.note += (
+            f"; +{r.wall - r_bare.wall:.2f} s over the bare step; peak RSS of capsa's own "
+            f"process {sp['rss_self_mib']:.0f} MiB"
+        )
+        # a child's ru_maxrss includes the RSS it was forked with, so only a child peak above
+        # capsa's own is the child's (unsquashfs, when the cache is cold)
+        if sp["rss_children_mib"] > sp["rss_self_mib"] + 1:
+            r.extra["rss_child_mib"] = sp["rss_children_mib"]
+            r.note += f", of unsquashfs {sp['rss_children_mib']:.0f} MiB"
+    r_run.extra["overhead_s"] = r_run.wall - r_bare.wall
+    r_run.note += f"; +{r_run.wall - r_bare.wall:.2f} s over the bare step"
+    detail["bare_s"] = r_bare.wall
+    detail["sandbox_s"] = r_true.wall
+    return detail
 
 
 def micro(corpus: Path, info: dict) -> dict[str, float]:
     """Single-core MB/s of the primitives capsa is built from, on this machine and corpus data.
 
-    They give the CPU budget: e.g. pack must at least zstd-compress the compressible members and
-    SHA-256 + CRC-32 everything; verify must decompress and SHA-256 everything.
+    They give the CPU budget: e.g. pack must at least zstd-compress the compressible members,
+    SHA-256 the content and the stored bytes and CRC-32 what it writes; verify must SHA-256 the
+    stored bytes; verify --deep must also decompress and SHA-256 the content.
     """
     import threading
     import zlib
@@ -585,6 +1146,9 @@ def micro(corpus: Path, info: dict) -> dict[str, float]:
     )
     out["hashlib.sha256, MB/s"] = rate(lambda: hashlib.sha256(data).digest(), len(data))
     out["zlib.crc32, MB/s"] = rate(lambda: zlib.crc32(data), len(data))
+    from capsa._crc import crc32 as capsa_crc32  # zlib-ng's when installed
+
+    out["capsa._crc.crc32 (zlib-ng), MB/s"] = rate(lambda: capsa_crc32(data), len(data))
 
     def two_threads() -> None:
         ts = [threading.Thread(target=hashlib.sha256, args=(data,)) for _ in range(2)]
@@ -614,9 +1178,17 @@ def _count(enc: dict[str, str]) -> dict[str, int]:
     return out
 
 
-def _encodings(capsa: list[str], bundle: Path) -> dict[str, str]:
+def _members(capsa: list[str], bundle: Path) -> list[dict]:
+    """Path, encoding, size and stored size of every member (`capsa ls --json`)."""
     out = subprocess.run([*capsa, "ls", "--json", str(bundle)], check=True, capture_output=True)
-    return {m["path"]: m["encoding"] for m in json.loads(out.stdout)["members"]}
+    keys = ("path", "encoding", "size", "stored_size")
+    return [{k: m[k] for k in keys} for m in json.loads(out.stdout)["members"]]
+
+
+def _h5py_versions() -> str:
+    import h5py
+
+    return f"h5py {h5py.__version__} (HDF5 {h5py.version.hdf5_version})"
 
 
 def _git_head() -> str:
@@ -745,35 +1317,135 @@ def table(result: dict) -> list[list[str]]:
     return out
 
 
-def markdown(result: dict) -> str:
+def _row(result: dict, name: str) -> dict | None:
+    return next((r for r in result["rows"] if r["name"] == name), None)
+
+
+def _md_table(head: list[str], body: list[list[str]], right: set[int] = frozenset()) -> list[str]:
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join("--:" if i in right else "---" for i in range(len(head))) + "|",
+        *("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body),
+    ]
+
+
+def cpu_budget(result: dict) -> list[tuple[str, float | None, str]]:
+    """Single-core CPU seconds of the work each command must do, from the primitives.
+
+    (work, seconds, which commands need it); the members' sizes come from `capsa ls --json`.
+    """
+    prim, members = result.get("primitives") or {}, result.get("members") or []
+    if not prim or not members:
+        return []
+    zst = [m for m in members if m["encoding"] == "zstd-seekable"]
+    content = sum(m["size"] for m in members)
+    z_in, z_out = sum(m["size"] for m in zst), sum(m["stored_size"] for m in zst)
+    stored = sum(m["stored_size"] for m in members)
+
+    def secs(nbytes: int, key: str) -> float | None:
+        rate = prim.get(key)
+        return nbytes / MB / rate if rate else None
+
+    crc = "capsa._crc.crc32 (zlib-ng), MB/s"
+    return [
+        (
+            f"zstd -3 compression of the {len(zst)} zstd-seekable members "
+            f"({z_in / MB:.0f} MB → {z_out / MB:.0f} MB)",
+            secs(z_in, "zstd -3 compress, 1 MiB frames (plain HDF5), MB/s"),
+            "pack",
+        ),
+        (
+            "zstd decompression of those frames",
+            secs(z_in, "zstd decompress, 1 MiB frames (plain HDF5), MB/s"),
+            "verify --deep, extract",
+        ),
+        (
+            f"SHA-256 of all content ({content / MB:.0f} MB)",
+            secs(content, "hashlib.sha256, MB/s"),
+            "pack, verify --deep, extract, bagit",
+        ),
+        (
+            f"SHA-256 of the compressed frames ({z_out / MB:.0f} MB; stored_digest)",
+            secs(z_out, "hashlib.sha256, MB/s"),
+            "pack",
+        ),
+        (
+            f"SHA-256 of all stored bytes ({stored / MB:.0f} MB)",
+            secs(stored, "hashlib.sha256, MB/s"),
+            "verify",
+        ),
+        (
+            f"CRC-32 of all stored bytes, zlib-ng ({stored / MB:.0f} MB)",
+            secs(stored, crc),
+            "pack",
+        ),
+    ]
+
+
+def targets(result: dict) -> list[list[str]]:
+    out = []
+    for r in result["rows"]:
+        if not r["target"]:
+            continue
+        if r["ratio"] and "x" in r["target"]:
+            got = f"{r['ratio']:.2f}x (best/best {r['best_ratio']:.2f}x)"
+            if "ratio_vs_fsync_baseline" in r["extra"]:
+                got += f"; {r['extra']['ratio_vs_fsync_baseline']:.2f}x tar | zstd + fsync"
+        else:
+            got = f"{r['wall']:.3f} s"
+        met = {True: "yes", False: "**no**", None: "?"}[r["ok"]]
+        out.append([f"`{r['name']}`: {r['target']}", got, met])
+    capsa_rows = [r for r in result["rows"] if "rss_ok" in r.get("extra", {})]
+    if capsa_rows:
+        worst = max(capsa_rows, key=lambda r: r["extra"].get("rss_capsa_mib", r["rss_mib"]))
+        rss = worst["extra"].get("rss_capsa_mib", worst["rss_mib"])
+        ok = all(r["extra"]["rss_ok"] for r in capsa_rows)
+        out.append(
+            [
+                "peak RSS of every capsa command < 200 MiB",
+                f"at most {rss:.0f} MiB (`{worst['name']}`)",
+                "yes" if ok else "**no**",
+            ]
+        )
+    return out
+
+
+def markdown(result: dict, command: str | None = None) -> str:
     env, c = result["environment"], result["corpus"]
     rows = table(result)
-    lines = [
-        f"Run {env['date']} on {env['cpus']} CPUs ({env['cpu_model']}), {env['mem_gib']} GiB RAM, "
+    lines = []
+    if command:
+        lines += [f"Made on {env['date']} by `{command}`.", ""]
+    lines += [
+        f"Machine: {env['cpus']} CPUs ({env['cpu_model']}), {env['mem_gib']} GiB RAM, "
         f"Linux {env['kernel']}, Python {env['python']}; {env['capsa']}; {env['zstd']}; "
-        f"{env['tar']}; {env['bagit']}; capsa commit {env['capsa_commit']}.",
+        f"{env['tar']}; {env['bagit']}; {env.get('h5py', '?')}; "
+        f"{env.get('h5diff') or 'no h5diff'}; {env.get('bwrap') or 'no bwrap'}; "
+        f"capsa commit {env['capsa_commit']}. Load average (1 min) "
+        f"{env.get('loadavg_start', 0):.2f} at the start, {env.get('loadavg_end', 0):.2f} at "
+        "the end (the benchmark's own commands included).",
         "",
         f"Corpus: {c['files']} files, {c['bytes'] / MB:.1f} MB ({c['hdf5_files']} HDF5 files, "
         f"{c['hdf5_gzip']} of them gzip-filtered, plus a random blob and the corpus stamp file); "
         "capsa stored them as "
         + ", ".join(f"{n} {k}" for k, n in sorted(c["encodings"].items()))
         + ". Page cache warm. "
-        "MB/s = corpus bytes / median wall time (1 MB = 10^6 B). CPU s = user + sys of the "
+        "MB/s = input bytes / median wall time (1 MB = 10^6 B). CPU s = user + sys of the "
         "median run. other load = cores kept busy meanwhile by anything else on the machine "
-        "(other processes, kernel writeback), from /proc/stat.",
+        "(other processes, kernel writeback), from /proc/stat. vs baseline = baseline time / "
+        "this time (> 1: faster than the baseline). Replay rows: CPU s is the whole machine's "
+        "busy CPU during the run (the step runs in bwrap's PID namespace, where /usr/bin/time "
+        "does not see it), so other load is not known (-).",
         "",
-        "| " + " | ".join(rows[0]) + " |",
-        "|"
-        + "|".join("---" if i < 2 else "--:" if i < 8 else "---" for i in range(len(rows[0])))
-        + "|",
     ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    lines += _md_table(rows[0], rows[1:], right=set(range(2, 8)))
     sizes = {
         r["name"]: r["extra"].get("output_bytes") for r in result["rows"] if r["group"] == "pack"
     }
     io = next((r for r in result["rows"] if r["group"] == "io"), None)
     lines += [""]
-    if all(sizes.values()):
+    sizes = {k: v for k, v in sizes.items() if v}
+    if sizes:
         lines.append(
             "Output sizes: "
             + "; ".join(
@@ -791,11 +1463,128 @@ def markdown(result: dict) -> str:
             "",
         ]
         lines += [f"- {k}: {v:.2f}" for k, v in result["primitives"].items()]
-    lines.append("")
+    budget = cpu_budget(result)
+    if budget:
+        lines += [
+            "",
+            "#### CPU budget",
+            "",
+            "Single-core CPU seconds of the work each command must do on this corpus, from the "
+            "primitives above, beside what the commands used:",
+            "",
+        ]
+        lines += _md_table(
+            ["work", "CPU s", "needed by"],
+            [[w, _fmt(t, ".2f"), who] for w, t, who in budget],
+            right={1},
+        )
+        measured = [
+            f"{n} {r['cpu']:.2f} s"
+            for n in (
+                "tar | zstd -3 -T2",
+                "capsa pack",
+                "bagit.py --validate (2 procs)",
+                "capsa verify (--jobs 2)",
+                "capsa verify --deep (--jobs 2)",
+            )
+            if (r := _row(result, n))
+        ]
+        lines += ["", "Measured CPU s (user + sys): " + "; ".join(measured) + "."]
+    tg = targets(result)
+    if tg:
+        lines += ["", "#### Targets", ""]
+        lines += _md_table(["target", "result", "met"], tg)
+    lines += _diff_md(result.get("hdf5_diff") or {})
+    lines += _replay_md(result.get("replay") or {})
+    lines += ["", "#### Notes", ""]
     for r in result["rows"]:
         if r["note"]:
             lines.append(f"- *{r['name']}*: {r['note']}")
     return "\n".join(lines) + "\n"
+
+
+def _diff_md(d: dict) -> list[str]:
+    if not d:
+        return []
+    sz = d["sizes"]
+    out = [
+        "",
+        "#### HDF5 diff",
+        "",
+        f"Inputs made from `{d['source']}` by h5py, dataset by dataset (HDF5 1.10 format bounds, "
+        "so that Debian's h5diff can read them): A contiguous "
+        f"({sz['a'] / MB:.1f} MB); a copy with every dataset chunked and gzip'd, same content "
+        f"({sz['same'] / MB:.1f} MB); a copy of A with one float32 amplitude changed by +1 "
+        f"({sz['changed'] / MB:.1f} MB). MB/s counts both input files as they are on disk.",
+    ]
+    for k in ("same", "changed"):
+        if k in d:
+            e = d[k]
+            out.append(
+                f"`{k}`: capsa diff says {e['capsa_verdict']} "
+                f"({e['capsa_differences']} differing element(s))"
+                + (
+                    f", h5diff finds {e['h5diff_differences']} difference(s)."
+                    if "h5diff_differences" in e
+                    else "."
+                )
+            )
+    if "skipped" in d:
+        out.append(f"h5diff rows skipped: {d['skipped']}.")
+    return out
+
+
+def _replay_md(d: dict) -> list[str]:
+    if not d:
+        return []
+    out = ["", "#### Replay overhead", ""]
+    if "skipped" in d:
+        return [*out, f"Skipped: {d['skipped']}."]
+    out += [
+        "One real step recorded with `capsa run --runtime bwrap` in the project's analysis image "
+        f"(`fixtures/images/build.py analysis`, {d['image_bytes'] / MB:.1f} MB SIF, h5py / numpy "
+        f"{' / '.join(d.get('image_h5py_numpy') or ['?'])}): `python3 derive.py input.h5 "
+        f"derived.h5` reads a {d['input_bytes'] / MB:.1f} MB HDF5 file (hits table + columns), "
+        f"selects and histograms hits and writes a {d['output_bytes'] / MB:.1f} MB HDF5 file. "
+        "Packed with `capsa pack --from-journal --sign` "
+        f"({d['bundle_bytes'] / MB:.1f} MB bundle), replayed with "
+        "`capsa replay B --key PUB --runtime bwrap` and `CAPSA_CACHE` in the bench work "
+        "directory; verdict: "
+        + ", ".join(f"{n} {k}" for k, n in sorted((d.get("verdicts") or {}).items()))
+        + f". The bare step is the exact bwrap command "
+        f"capsa runs ({d['bare_s']:.3f} s; bwrap alone with `true`: {d['sandbox_s']:.3f} s).",
+        "",
+        "Where a replay's time goes (median of the instrumented runs: the same `capsa replay` "
+        "in one process, with timers around its phases; wall s):",
+        "",
+    ]
+    sp = d["split"]
+    body = [[f"{k}: {what}", f"{sp['cold'][k]:.3f}", f"{sp['warm'][k]:.3f}"] for k, what in PHASES]
+    body.append(["total", f"{sp['cold']['total']:.3f}", f"{sp['warm']['total']:.3f}"])
+    out += _md_table(["phase", "cold cache", "warm cache"], body, right={1, 2})
+    cold, warm = sp["cold"], sp["warm"]
+    out += [
+        "",
+        f"Peak RSS of capsa's own process: {cold['rss_self_mib']:.0f} MiB cold, "
+        f"{warm['rss_self_mib']:.0f} MiB warm"
+        + (
+            f"; of unsquashfs (cold): {cold['rss_children_mib']:.0f} MiB."
+            if cold["rss_children_mib"] > cold["rss_self_mib"] + 1
+            else "."
+        ),
+    ]
+    return out
+
+
+def update_readme(readme: Path, text: str) -> None:
+    """Replace what lies between the results markers of ``readme`` with ``text``."""
+    doc = readme.read_text()
+    begin, end = "<!-- results:begin", "<!-- results:end -->"
+    i, j = doc.find(begin), doc.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"{readme}: no {begin} ... {end} markers")
+    i = doc.index("\n", i) + 1
+    readme.write_text(doc[:i] + "\n" + text + "\n" + doc[j:])
 
 
 def text_table(result: dict) -> str:
@@ -824,7 +1613,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     ap.add_argument("--markdown", type=Path, help="write the table as Markdown here")
     ap.add_argument("--keep", action="store_true", help="keep the bundle, tar.zst and work files")
+    ap.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="rewrite the generated part of benchmarks/README.md's Results section",
+    )
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/bench.py", *argv])
     global WARMUP
     WARMUP = args.warmup
     for tool in ("tar", "zstd", "sha256sum", "xargs", "bagit.py", TIME):
@@ -833,12 +1629,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"{tool} not found "
                 "(bagit.py: pip install bagit; /usr/bin/time: apt-get install time)"
             )
+    readme = Path(__file__).resolve().parent / "README.md"
+    if args.update_readme and "<!-- results:begin" not in readme.read_text():
+        ap.error(f"{readme} has no <!-- results:begin --> marker")
     result = bench(args)
     print(text_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     if args.markdown:
-        args.markdown.write_text(markdown(result))
+        args.markdown.write_text(markdown(result, command))
+    if args.update_readme:
+        update_readme(readme, markdown(result, command))
+        log("updated benchmarks/README.md")
     missed = [r for r in result["rows"] if r["ok"] is False]
     missed += [r for r in result["rows"] if r.get("extra", {}).get("rss_ok") is False]
     if missed:
