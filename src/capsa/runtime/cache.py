@@ -78,10 +78,15 @@ class ImageCache:
         tmp = self.root / f".{hexd}.{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
+            # 32 MB data and fragment queues (default 256 each) bound unsquashfs's memory.
             cmd = [
                 unsquashfs,
                 "-n",
                 "-q",
+                "-da",
+                "32",
+                "-fr",
+                "32",
                 "-d",
                 str(tmp / "rootfs"),
                 "-o",
