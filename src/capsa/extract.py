@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import secrets
 import stat
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from ._progress import make_progress
 from .bundle import Bundle
 from .digest import format_digest
 from .errors import ExistsError, FormatError, IntegrityError, NotFoundError, UsageError
 
-__all__ = ["extract_bundle"]
+__all__ = ["copy_hashed", "extract_bundle"]
 
 _CHUNK = 4 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -126,6 +128,28 @@ def extract_bundle(
         os.close(root_fd)
 
 
+def copy_hashed(
+    src: BinaryIO | io.RawIOBase, dst: BinaryIO, hasher: ThreadPoolExecutor, bar: object = None
+) -> str:
+    """Copy ``src`` to ``dst`` and return the SHA-256 of what was copied.
+
+    The hash runs on ``hasher``'s thread while this one decompresses and writes (all three release
+    the GIL); at most two chunks in flight keep memory bounded.
+    """
+    sha = hashlib.sha256()
+    pending: deque[Future[None]] = deque()
+    while chunk := src.read(_CHUNK):
+        pending.append(hasher.submit(sha.update, chunk))
+        dst.write(chunk)
+        if bar is not None:
+            bar.update(len(chunk))  # type: ignore[attr-defined]
+        while len(pending) > 1:
+            pending.popleft().result()
+    for fut in pending:
+        fut.result()
+    return format_digest(sha.hexdigest())
+
+
 def _extract_one(
     bundle: Bundle,
     root_fd: int,
@@ -143,20 +167,8 @@ def _extract_one(
     try:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
         try:
-            sha = hashlib.sha256()
-            pending: deque[Future[None]] = deque()
-            # Hash on another thread while this one decompresses and writes (both release the
-            # GIL); at most two chunks in flight keeps memory bounded.
             with bundle.open_member(path) as src, os.fdopen(out, "wb", closefd=False) as dst:
-                while chunk := src.read(_CHUNK):
-                    pending.append(hasher.submit(sha.update, chunk))
-                    dst.write(chunk)
-                    bar.update(len(chunk))  # type: ignore[attr-defined]
-                    while len(pending) > 1:
-                        pending.popleft().result()
-            for fut in pending:
-                fut.result()
-            found = format_digest(sha.hexdigest())
+                found = copy_hashed(src, dst, hasher, bar)
             if found != entry.digest:
                 raise IntegrityError(
                     "digest mismatch",

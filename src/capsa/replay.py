@@ -20,6 +20,7 @@ from typing import Any
 from .bundle import Bundle
 from .digest import format_digest, parse_digest
 from .errors import Error, ReplayError, RuntimeError_, SignatureError, UsageError
+from .extract import copy_hashed
 from .keys import PublicKey
 from .lineage import producer
 from .manifest import Step, StepFile
@@ -133,13 +134,14 @@ class _Replayer:
             return where
 
     def _extract_blob(self, digest: str, dest: Path) -> None:
-        h = hashlib.sha256()
         tmp = dest.with_name(dest.name + ".part")
-        with self.b.open_blob(digest) as src, tmp.open("wb") as out:
-            while chunk := src.read(_CHUNK):
-                h.update(chunk)
-                out.write(chunk)
-        if format_digest(h.hexdigest()) != digest:
+        with (
+            self.b.open_blob(digest) as src,
+            tmp.open("wb") as out,
+            ThreadPoolExecutor(1, thread_name_prefix="capsa-sha") as hasher,
+        ):
+            found = copy_hashed(src, out, hasher)
+        if found != digest:
             tmp.unlink()
             raise ReplayError("blob changed while replaying", where=digest)
         os.replace(tmp, dest)
