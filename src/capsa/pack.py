@@ -57,7 +57,7 @@ SAMPLE_FRAMES = 8
 SAMPLE_BYTES = 256 << 10
 """Bytes compressed from the start of each probed frame (spec §5.3)."""
 IDENTITY_RATIO = 0.9
-"""Store as identity unless the sampled frames shrink below this fraction (spec §5.2)."""
+"""Store as identity unless the probes shrink below this fraction (spec §5.3)."""
 BATCH_FRAMES = 8
 IDENTITY_CHUNK = 8 << 20
 _NAME_LEN = {
