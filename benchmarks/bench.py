@@ -34,6 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import make_corpus
 
+from capsa.runtime.cache import remove_tree
+
 MB = 1000 * 1000
 MIB = 1 << 20
 TIME = "/usr/bin/time"
@@ -542,7 +544,7 @@ def bench(args: argparse.Namespace) -> dict:
         replay_detail = bench_replay(args, ctx, rows)
         if "skipped" in replay_detail:
             log("  replay skipped: " + replay_detail["skipped"])
-        _rmtree(work / "replay")
+        remove_tree(work / "replay")
         shutil.rmtree(work / "h5diff", ignore_errors=True)
 
         # -- startup -------------------------------------------------------------------------
@@ -570,7 +572,7 @@ def bench(args: argparse.Namespace) -> dict:
             for d in ("bag", "ex_tar", "ex_capsa", "h5diff"):
                 shutil.rmtree(work / d, ignore_errors=True)
             with contextlib.suppress(OSError):
-                _rmtree(work / "replay")
+                remove_tree(work / "replay")
             if not args.workdir:
                 shutil.rmtree(work, ignore_errors=True)
 
@@ -829,19 +831,6 @@ PHASES = (
 )
 
 
-def _rmtree(p: Path) -> None:
-    """rmtree that also empties the read-only directories of an unpacked image."""
-    if not p.exists():
-        return
-    for dirpath, dirnames, _ in os.walk(p):
-        for d in dirnames:
-            q = Path(dirpath) / d
-            if not q.is_symlink():
-                with contextlib.suppress(OSError):
-                    q.chmod(0o755)
-    shutil.rmtree(p)
-
-
 def _probe_replay(argv: list[str], env: dict[str, str], out: Path) -> dict[str, float]:
     t0 = time.perf_counter()
     subprocess.run(
@@ -1035,7 +1024,7 @@ def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
         detail["native_skipped"] = "h5py not importable by the host python"
 
     def fresh_rec() -> None:
-        _rmtree(rec / ".capsa")
+        remove_tree(rec / ".capsa")
         (rec / "derived.h5").unlink(missing_ok=True)
 
     r_run = measure(
@@ -1053,7 +1042,7 @@ def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
     rows.append(r_run)
 
     def cold() -> None:
-        _rmtree(cache)
+        remove_tree(cache)
         sync()
 
     r_cold = measure(

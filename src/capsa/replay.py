@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -25,6 +24,7 @@ from .keys import PublicKey
 from .lineage import producer
 from .manifest import Step, StepFile
 from .runtime import RunSpec, Runtime, get_runtime
+from .runtime.cache import remove_tree
 
 __all__ = ["EXIT_MISMATCH", "OutputReport", "ReplayReport", "StepReport", "replay"]
 
@@ -348,7 +348,7 @@ def replay(
             _schedule(replayer, m.steps, selected, deps, reports, jobs, isolated)
         finally:
             if not keep:
-                _remove(root)
+                remove_tree(root)
         report.steps = [reports[i] for i in selected]
         return report
 
@@ -385,12 +385,3 @@ def _schedule(
                     for f in running:
                         f.cancel()
                     raise
-
-
-def _remove(root: Path) -> None:
-    with contextlib.suppress(OSError):
-        for dirpath, dirnames, _ in os.walk(root):
-            for d in dirnames:
-                with contextlib.suppress(OSError):
-                    (Path(dirpath) / d).chmod(0o755)
-    shutil.rmtree(root, ignore_errors=True)

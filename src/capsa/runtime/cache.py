@@ -72,9 +72,9 @@ class ImageCache:
         self.root.mkdir(parents=True, exist_ok=True)
         # Leftovers of an interrupted extraction of this image, or a damaged entry.
         for stale in self.root.glob(f".{hexd}.*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            remove_tree(stale)
         if final.exists():
-            shutil.rmtree(final)
+            remove_tree(final)
         tmp = self.root / f".{hexd}.{secrets.token_hex(4)}"
         tmp.mkdir()
         try:
@@ -118,20 +118,22 @@ class ImageCache:
             except OSError:  # another process finished the same image first
                 if not (final / MARKER).is_file():
                     raise
-                shutil.rmtree(tmp, ignore_errors=True)
+                remove_tree(tmp)
         except BaseException:
-            with contextlib.suppress(OSError):
-                _make_writable(tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)
             raise
         return final / "rootfs"
 
 
-def _make_writable(path: Path) -> None:
-    """Unpacked images contain read-only directories that rmtree cannot empty as a user."""
+def remove_tree(path: Path) -> None:
+    """Remove an unpacked image or work directory, whose read-only directories rmtree alone
+    cannot empty as an unprivileged user."""
+    if not path.exists():
+        return
     for root, dirs, _ in os.walk(path):
         for d in dirs:
             p = Path(root) / d
             if not p.is_symlink():
                 with contextlib.suppress(OSError):
                     p.chmod(0o755)
+    shutil.rmtree(path, ignore_errors=True)
