@@ -10,7 +10,15 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import FormatError
 
@@ -41,6 +49,25 @@ MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
 MAX_MANIFEST = 64 << 20
 
 Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$", description="sha256:<64 hex>")]
+MAX_PATH_BYTES = 4096
+"""Longest logical or container path, in bytes of UTF-8 (spec §2)."""
+MAX_STEP_NAME_BYTES = 200
+"""Longest step name, in bytes of UTF-8: ``logs/<name>.stdout`` must stay one file name (§2.1)."""
+
+
+def _utf8_at_most(limit: int) -> AfterValidator:
+    def check(v: str) -> str:
+        try:
+            n = len(v.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("not valid UTF-8 (a lone surrogate)") from None
+        if n > limit:
+            raise ValueError(f"{n} bytes of UTF-8, more than {limit}")
+        return v
+
+    return AfterValidator(check)
+
+
 # Logical paths: relative, '/'-separated, no empty, '.' or '..' segments, no NUL/backslash.
 _CHAR = r"[^/\\\x00-\x1f]"
 _NODOT = r"[^/\\\x00-\x1f.]"
@@ -50,8 +77,47 @@ LogicalPath = Annotated[
     str,
     Field(
         pattern=rf"^{_SEGMENT}(/{_SEGMENT})*$",
-        max_length=4096,
+        max_length=MAX_PATH_BYTES,
         description="relative POSIX path inside the bundle; no '.', '..' or empty segments",
+    ),
+    _utf8_at_most(MAX_PATH_BYTES),
+]
+ContainerPath = Annotated[
+    str,
+    Field(
+        pattern=rf"^(/{_SEGMENT})+$",
+        max_length=MAX_PATH_BYTES,
+        description="absolute POSIX path inside the container, not '/'; no '.', '..' or empty "
+        "segments",
+    ),
+    _utf8_at_most(MAX_PATH_BYTES),
+]
+StepName = Annotated[
+    str,
+    Field(
+        pattern=rf"^{_SEGMENT}$",
+        max_length=MAX_STEP_NAME_BYTES,
+        description="one path segment: no '/', backslash or control character, not '.' or '..'",
+    ),
+    _utf8_at_most(MAX_STEP_NAME_BYTES),
+]
+EnvName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        max_length=255,
+        description="an environment variable name: letters, digits and '_', not starting with "
+        "a digit",
+    ),
+]
+NoNul = Annotated[str, Field(pattern=r"^[^\x00]*$", description="no NUL character")]
+"""A string that reaches execve (argv, env values): NUL would truncate it."""
+HostPath = Annotated[
+    str,
+    Field(
+        pattern=r"^/[^\x00]*$",
+        max_length=MAX_PATH_BYTES,
+        description="an absolute path without NUL",
     ),
 ]
 Role = Literal["input", "output", "intermediate", "image", "other"]
@@ -115,8 +181,9 @@ class FileEntry(_Model):
 
 
 class Bind(_Model):
-    source: str
-    target: str
+    source: HostPath
+    """The recording host's path (informational: replay never opens it)."""
+    target: ContainerPath
     readonly: bool = False
 
 
@@ -181,12 +248,13 @@ class ProvenanceRecord(_Model):
 class Step(_Model):
     """One recorded execution of a command inside a container image (filled by `capsa run`)."""
 
-    name: str = Field(min_length=1)
+    name: StepName
+    """Unique within the bundle; one file name, never a path (spec §2.1)."""
     image: Digest
     """Digest of the SIF image blob the step ran in."""
-    argv: tuple[str, ...] = Field(min_length=1)
-    env: dict[str, str] = {}
-    workdir: str = "/work"
+    argv: tuple[NoNul, ...] = Field(min_length=1)
+    env: dict[EnvName, NoNul] = {}
+    workdir: ContainerPath = "/work"
     binds: tuple[Bind, ...] = ()
     inputs: tuple[StepFile, ...] = ()
     outputs: tuple[StepFile, ...] = ()
@@ -236,6 +304,15 @@ class Manifest(_Model):
             if s.name in names:
                 raise ValueError(f"two steps are named {s.name!r}")
             names.add(s.name)
+            for kind, files in (("input", s.inputs), ("output", s.outputs)):
+                paths = [f.path for f in files]
+                if len(set(paths)) != len(paths):
+                    raise ValueError(f"step {s.name!r}: an {kind} path is listed twice")
+                conflict = file_dir_conflict(paths)
+                if conflict is not None:
+                    raise ValueError(
+                        f"step {s.name!r}: {kind} {conflict!r} is both a file and a directory"
+                    )
             refs = [("image", s.image), ("stdout", s.stdout), ("stderr", s.stderr)]
             refs += [(f"input {f.path!r}", f.digest) for f in s.inputs]
             refs += [(f"output {f.path!r}", f.digest) for f in s.outputs]
@@ -333,9 +410,9 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
+        loc = ".".join(_show_loc(p) for p in first["loc"])
         raise FormatError(
-            f"invalid manifest at {loc or 'top level'}: {first['msg']}", where=where
+            f"invalid manifest at {loc or 'top level'}: {explain(first)}", where=where
         ) from e
     try:
         canonical = canonical_json(manifest)
@@ -344,6 +421,37 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
     if canonical != data:
         raise FormatError("manifest is not in canonical form", where=where)
     return manifest
+
+
+def _pattern_help() -> dict[str, str]:
+    out = {}
+    for t in (LogicalPath, ContainerPath, StepName, EnvName, NoNul, HostPath, Digest):
+        for info in t.__metadata__:  # type: ignore[attr-defined]
+            for m in getattr(info, "metadata", ()):
+                if getattr(m, "pattern", None) and info.description:
+                    out[m.pattern] = info.description
+    return out
+
+
+_PATTERN_HELP = _pattern_help()
+
+
+def _show_loc(part: object) -> str:
+    """A location segment as it may be printed: short, and no control character reaches a
+    terminal (a hostile key could hold escape sequences)."""
+    text = str(part)
+    if not text.isprintable():
+        text = repr(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain(error: Any) -> str:
+    """One readable line for a pydantic error: a pattern becomes the rule it stands for."""
+    if error.get("type") == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        rule = _PATTERN_HELP.get(pattern, "not allowed here")
+        return f"{str(error.get('input'))[:80]!r} is not allowed: {rule}"
+    return str(error.get("msg", "invalid"))
 
 
 def schema() -> dict[str, Any]:
