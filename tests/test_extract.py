@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 import capsa
+from capsa._internal.fs import segments as _segments
 from capsa._zip import ZipWriter
 from capsa.errors import ExistsError, FormatError, IntegrityError, NotFoundError, UsageError
-from capsa.extract import _segments
 from capsa.manifest import FORMAT_VERSION, Blob, FileEntry, Manifest
 
 if TYPE_CHECKING:

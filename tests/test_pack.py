@@ -19,7 +19,7 @@ import pytest
 
 import capsa
 from capsa import zstdseek
-from capsa.errors import ExistsError, NotFoundError, UsageError
+from capsa.errors import ExistsError, IntegrityError, NotFoundError, UsageError
 from capsa.manifest import Author
 
 if TYPE_CHECKING:
@@ -601,7 +601,7 @@ def test_file_growing_while_packed(
         return real(self, f, size)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pack_mod._Packer, "_sample", grow)
-    with pytest.raises(UsageError, match="changed size"):
+    with pytest.raises(IntegrityError, match="changed size"):
         capsa.pack(tmp_path / "b.capsa", [victim], progress=False)
     assert listing(tmp_path) == ["copy"]
 

@@ -6,10 +6,18 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import BinaryIO
 
 from .errors import FormatError
 
-__all__ = ["DIGEST_RE", "format_digest", "parse_digest", "sha256_bytes", "sha256_file"]
+__all__ = [
+    "DIGEST_RE",
+    "format_digest",
+    "parse_digest",
+    "sha256_bytes",
+    "sha256_file",
+    "sha256_fileobj",
+]
 
 DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
 _CHUNK = 1 << 20
@@ -33,10 +41,15 @@ def sha256_bytes(data: bytes) -> str:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Stream a file through SHA-256 in 1 MiB reads (bounded memory)."""
+    with Path(path).open("rb", buffering=0) as f:
+        return sha256_fileobj(f)
+
+
+def sha256_fileobj(f: BinaryIO) -> str:
+    """SHA-256 of what is left to read in ``f``, in 1 MiB reads."""
     h = hashlib.sha256()
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    with Path(path).open("rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
+    while n := f.readinto(buf):  # type: ignore[attr-defined]
+        h.update(view[:n])
     return format_digest(h.hexdigest())

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import secrets
 import stat
 from collections import deque
@@ -18,54 +19,43 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from ._internal.fs import open_dir, open_root, segments
 from ._progress import make_progress
 from .bundle import Bundle
 from .digest import format_digest
-from .errors import ExistsError, FormatError, IntegrityError, NotFoundError, UsageError
+from .errors import ExistsError, IntegrityError, NotFoundError, UsageError
 
 __all__ = ["copy_hashed", "extract_bundle"]
 
 _CHUNK = 4 << 20
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+TMP_PREFIX = ".capsa-tmp."
+"""Temporary files are ``.capsa-tmp.<pid>.<hex>``: short whatever the member's name (a name near
+255 bytes still fits), and a leftover of a killed extraction is recognised by its dead pid."""
+_TMP_RE = re.compile(r"^\.capsa-tmp\.([0-9]+)\.[0-9a-f]{12}$")
 
 
-def _segments(path: str) -> list[str]:
-    parts = path.split("/")
-    # The manifest model already enforces this; re-checked here because this is the last line.
-    if (
-        not path
-        or path.startswith("/")
-        or any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts)
-    ):
-        raise FormatError("unsafe path in manifest", where=path)
-    return parts
+def _remove_stale_temporaries(dir_fd: int) -> None:
+    """Remove what an extraction killed before it could clean up left in this directory."""
+    with os.scandir(dir_fd) as it:
+        names = [e.name for e in it if _TMP_RE.match(e.name)]
+    for name in names:
+        pid = int(_TMP_RE.match(name).group(1))  # type: ignore[union-attr]
+        if pid == os.getpid() or _alive(pid):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                os.unlink(name, dir_fd=dir_fd)
 
 
-def _open_parent(root_fd: int, parts: list[str], *, create: bool, where: str) -> int:
-    """fd of the directory holding ``parts[-1]``, refusing symlinks and non-directories."""
-    fd = os.dup(root_fd)
+def _alive(pid: int) -> bool:
     try:
-        for name in parts[:-1]:
-            if create:
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(name, 0o755, dir_fd=fd)
-            try:
-                nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
-                os.close(fd)
-                return -1
-            except (NotADirectoryError, OSError) as e:
-                raise UsageError(
-                    "refusing to extract through a symbolic link or non-directory",
-                    where=where,
-                    hint=f"remove {name!r} from the target",
-                ) from e
-            os.close(fd)
-            fd = nfd
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def extract_bundle(
@@ -95,13 +85,13 @@ def extract_bundle(
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
     # DIR itself may be a symbolic link the user chose (e.g. to scratch space); below it, none.
-    root_fd = os.open(root, _DIR_FLAGS & ~os.O_NOFOLLOW)
+    root_fd = open_root(root)
     try:
         # First pass: refuse before writing anything, so a refusal leaves the target untouched.
         for p in selected:
-            parts = _segments(p)
+            parts = segments(p)
             where = str(root / p)
-            fd = _open_parent(root_fd, parts, create=False, where=where)
+            fd = open_dir(root_fd, parts[:-1], where=where)
             if fd < 0:
                 continue
             try:
@@ -118,9 +108,12 @@ def extract_bundle(
         bar = make_progress("extract", total, progress)
         written = []
         try:
+            cleaned: set[tuple[str, ...]] = set()
             with ThreadPoolExecutor(1, thread_name_prefix="capsa-sha") as hasher:
                 for p in selected:
-                    written.append(_extract_one(bundle, root_fd, root, p, bar, force, hasher))
+                    written.append(
+                        _extract_one(bundle, root_fd, root, p, bar, force, hasher, cleaned)
+                    )
         finally:
             bar.close()
         return written
@@ -158,12 +151,16 @@ def _extract_one(
     bar: object,
     force: bool,
     hasher: ThreadPoolExecutor,
+    cleaned: set[tuple[str, ...]],
 ) -> Path:
     entry = bundle.manifest.files[path]
-    parts = _segments(path)
+    parts = segments(path)
     where = str(root / path)
-    fd = _open_parent(root_fd, parts, create=True, where=where)
-    tmp = f".{parts[-1][:200]}.{secrets.token_hex(6)}.capsa-tmp"
+    fd = open_dir(root_fd, parts[:-1], create=True, where=where)
+    if tuple(parts[:-1]) not in cleaned:
+        cleaned.add(tuple(parts[:-1]))
+        _remove_stale_temporaries(fd)
+    tmp = f"{TMP_PREFIX}{os.getpid()}.{secrets.token_hex(6)}"
     try:
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
         try:

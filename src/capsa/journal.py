@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Literal
@@ -102,19 +103,36 @@ class Journal:
                 os.unlink(tmp)
 
     def store(self, path: Path) -> str:
-        """Keep a file (stdout, stderr) in the journal's blob store; return its digest."""
+        """Keep a file capsa wrote (stdout, stderr) in the journal's blob store; return its
+        digest."""
         h = hashlib.sha256()
         with path.open("rb") as f:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
-        digest = format_digest(h.hexdigest())
-        target = self.blobs / h.hexdigest()
-        if not target.exists():
-            self.blobs.mkdir(parents=True, exist_ok=True)
-            tmp = self.blobs / f".{h.hexdigest()}.tmp"
+        if not self._has(h.hexdigest()):
+            tmp = self._tmp(h.hexdigest())
             shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        return digest
+            os.replace(tmp, self.blobs / h.hexdigest())
+        return format_digest(h.hexdigest())
+
+    def store_bytes(self, data: bytes) -> str:
+        """Keep ``data`` (a provenance log already read) in the blob store; return its digest."""
+        hexd = hashlib.sha256(data).hexdigest()
+        if not self._has(hexd):
+            tmp = self._tmp(hexd)
+            tmp.write_bytes(data)
+            os.replace(tmp, self.blobs / hexd)
+        return format_digest(hexd)
+
+    def _has(self, hexd: str) -> bool:
+        # A regular file only: anything else (a link planted by hand) is replaced, not trusted.
+        with contextlib.suppress(OSError):
+            return stat.S_ISREG((self.blobs / hexd).lstat().st_mode)
+        return False
+
+    def _tmp(self, hexd: str) -> Path:
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        return self.blobs / f".{hexd}.{os.getpid()}.tmp"
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / parse_digest(digest)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .digest import sha256_file
+from ._internal.fs import ConfinedPath
 from .errors import IntegrityError, NotFoundError, UsageError
 from .journal import Journal, JournalEntry, find_project
 from .manifest import Step
@@ -19,7 +19,9 @@ __all__ = ["Lineage", "closure", "pack_from_journal", "producer", "select_steps"
 @dataclass
 class Lineage:
     steps: list[JournalEntry]
-    files: dict[str, tuple[Path, str, str]]  # bundle path -> (host file, role, digest)
+    files: dict[str, tuple[Path | ConfinedPath, str, str]]
+    """bundle path -> (host file, role, digest); a step's inputs and outputs are ConfinedPaths:
+    read below the project without following any link a step may have planted."""
 
 
 def producer(steps: Sequence[Step], path: str, digest: str | None, before: int) -> int | None:
@@ -91,10 +93,10 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
     consumed: set[tuple[str, str]] = set()
     for e in steps:
         consumed.update((i.path, i.digest) for i in e.step.inputs)
-    files: dict[str, tuple[Path, str, str]] = {}
+    files: dict[str, tuple[Path | ConfinedPath, str, str]] = {}
     images: dict[str, str] = {}
 
-    def add(logical: str, host: Path, role: str, digest: str) -> None:
+    def add(logical: str, host: Path | ConfinedPath, role: str, digest: str) -> None:
         old = files.get(logical)
         if old is not None and old[2] != digest:
             # The same path was rewritten by a later step; the bundle keeps the last version and
@@ -116,11 +118,11 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
         )
         for i in e.step.inputs:
             if producer(step_list, i.path, i.digest, k) is None:
-                add(i.path, project / i.path, "input", i.digest)
+                add(i.path, ConfinedPath(project, i.path), "input", i.digest)
         for out in e.step.outputs:
             produced_later.add((out.path, out.digest))
             role = "intermediate" if (out.path, out.digest) in consumed else "output"
-            add(out.path, project / out.path, role, out.digest)
+            add(out.path, ConfinedPath(project, out.path), role, out.digest)
         for rec in e.step.provenance:
             add(rec.path, journal.blob_path(rec.digest), "other", rec.digest)
         for stream in ("stdout", "stderr"):
@@ -135,31 +137,26 @@ def pack_from_journal(
     outputs: Sequence[str] = (),
     *,
     project: Path | None = None,
-    check: bool = True,
     **pack_options: object,
 ) -> PackResult:
-    """Pack the steps behind ``outputs`` (all if none) with every file they need."""
+    """Pack the steps behind ``outputs`` (all if none) with every file they need; each file must
+    still have the digest it was recorded with (checked by pack as it hashes)."""
     project = (project or find_project()).resolve()
     lin = lineage(project, outputs)
-    for logical, (host, _, digest) in sorted(lin.files.items()):
-        if not host.is_file():
+    for logical, (host, _, _) in sorted(lin.files.items()):
+        exists = os.path.lexists(host.root / host.rel if isinstance(host, ConfinedPath) else host)
+        if not exists:
             raise NotFoundError(
                 f"{logical} is no longer on disk",
                 where=str(host),
                 hint="restore it or re-run the step that made it",
-            )
-        if check and sha256_file(host) != digest:
-            raise IntegrityError(
-                f"{logical} changed since it was recorded",
-                where=str(host),
-                expected=digest,
-                hint="re-run the step that made it",
             )
     return pack(
         output,
         files={k: v[0] for k, v in lin.files.items()},
         roles=[(_glob_escape(k), v[1]) for k, v in lin.files.items()],
         steps=[e.step for e in lin.steps],
+        expected={k: v[2] for k, v in lin.files.items()},
         **pack_options,  # type: ignore[arg-type]
     )
 

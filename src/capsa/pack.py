@@ -25,11 +25,12 @@ from pydantic import TypeAdapter, ValidationError
 from . import zstdseek
 from ._atomic import atomic_output
 from ._crc import crc32
+from ._internal.fs import ConfinedPath, open_input
 from ._layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY, blob_entry
 from ._progress import make_progress
 from ._zip import ZipWriter
 from .digest import format_digest
-from .errors import NotFoundError, UsageError
+from .errors import IntegrityError, NotFoundError, UsageError
 from .keys import PrivateKey
 from .manifest import (
     FORMAT_VERSION,
@@ -44,6 +45,7 @@ from .manifest import (
     Role,
     Step,
     canonical_json,
+    explain,
     file_dir_conflict,
 )
 from .signing import envelope_for, signature_entry
@@ -117,6 +119,12 @@ def collect_paths(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Path]:
                 dirs.sort()
                 for name in sorted(files):
                     fp = rootp / name
+                    if fp.is_symlink():
+                        raise UsageError(
+                            "symbolic link is not followed",
+                            where=str(fp),
+                            hint="name its target explicitly",
+                        )
                     if not fp.is_file():
                         raise UsageError("not a regular file", where=str(fp))
                     rel = fp.relative_to(p).as_posix()
@@ -134,11 +142,11 @@ def _check_logical_paths(logicals: Sequence[str]) -> None:
     for logical in logicals:
         try:
             _LOGICAL_PATH.validate_python(logical)
-        except ValidationError:
+        except ValidationError as e:
             raise UsageError(
-                "not a valid bundle path (empty, '.' or '..' segment, backslash or "
-                "control character)",
+                f"not a valid bundle path: {explain(e.errors()[0])}",
                 where=repr(logical),
+                hint="bundle paths are UTF-8 (spec/format.md §2); rename the file",
             ) from None
     conflict = file_dir_conflict(logicals)
     if conflict is not None:
@@ -200,10 +208,11 @@ class _Packer:
         f.seek(0)
         return "identity" if comp_total > IDENTITY_RATIO * sum(map(len, raw)) else "zstd-seekable"
 
-    def add_file(self, path: Path, logical: str) -> tuple[str, str]:
-        """Store one file's content (once) and return (digest, media type)."""
-        with path.open("rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
+    def add_file(self, path: Path | ConfinedPath, logical: str) -> tuple[str, str, int]:
+        """Store one file's content (once) and return (digest, media type, st_mode)."""
+        with os.fdopen(open_input(path), "rb", buffering=0) as f:
+            st = os.fstat(f.fileno())
+            size = st.st_size
             head = f.read(64)
             f.seek(0)
             encoding = self._sample(f, size)
@@ -216,7 +225,11 @@ class _Packer:
                 stored_sha = hashlib.sha256()
                 crc, n = self._stream_zstd(f, sha, stored_sha)
             if n != size:
-                raise UsageError("file changed size while being packed", where=str(path))
+                raise IntegrityError(
+                    "file changed size while being packed",
+                    where=str(path),
+                    hint="pack it again once nothing writes to it",
+                )
         hexd = sha.hexdigest()
         digest = format_digest(hexd)
         if digest in self.blobs:
@@ -231,7 +244,7 @@ class _Packer:
                 media_type=_media_type(head, logical),
                 stored_digest=format_digest(stored_sha.hexdigest()) if stored_sha else None,
             )
-        return digest, self.blobs[digest].media_type
+        return digest, self.blobs[digest].media_type, st.st_mode
 
     def _stream_identity(self, f: BinaryIO, sha: hashlib._Hash) -> tuple[int, int]:
         crc = total = 0
@@ -333,7 +346,7 @@ def pack(
     output: str | os.PathLike[str],
     paths: Iterable[str | os.PathLike[str]] | None = None,
     *,
-    files: dict[str, str | os.PathLike[str]] | None = None,
+    files: dict[str, str | os.PathLike[str] | ConfinedPath] | None = None,
     title: str = "",
     description: str = "",
     authors: Sequence[str | Author] = (),
@@ -344,6 +357,7 @@ def pack(
     default_role: str = "other",
     steps: Sequence[Step] = (),
     sign: Sequence[PrivateKey] = (),
+    expected: dict[str, str] | None = None,
     level: int = zstdseek.LEVEL,
     force: bool = False,
     progress: bool | None = None,
@@ -352,19 +366,25 @@ def pack(
 
     ``paths`` are mapped to bundle paths by :func:`collect_paths`; ``files`` maps bundle paths to
     files explicitly. ``roles`` is a list of (glob over bundle paths, role), first match wins.
-    Each key in ``sign`` adds a signature over the manifest (spec/signing.md).
+    Each key in ``sign`` adds a signature over the manifest (spec/signing.md). ``expected`` maps
+    bundle paths to the digests they must have (recorded steps): a file that changed since is
+    refused with IntegrityError while it is packed, so nothing is hashed twice.
     The bundle is written to a temporary file beside ``output`` and renamed into place; an
     existing ``output`` is only replaced with ``force``.
     """
-    mapping = collect_paths(paths or [])
+    mapping: dict[str, Path | ConfinedPath] = dict(collect_paths(paths or []))
     if os.path.exists(output):
         # Packing the directory that holds the old bundle must not pack the old bundle.
         out_stat = os.stat(output)
-        mapping = {k: p for k, p in mapping.items() if not _same_file(p, out_stat)}
+        mapping = {
+            k: p
+            for k, p in mapping.items()
+            if isinstance(p, ConfinedPath) or not _same_file(p, out_stat)
+        }
     for logical, p in (files or {}).items():
         if logical in mapping:
             raise UsageError(f"bundle path {logical!r} given twice")
-        mapping[logical] = Path(p)
+        mapping[logical] = p if isinstance(p, ConfinedPath) else Path(p)
     if not mapping:
         raise UsageError("nothing to pack", hint="name at least one file or directory")
     for _, role in roles:
@@ -381,7 +401,7 @@ def pack(
     total = 0
     for _, p in ordered:
         try:
-            total += p.stat().st_size
+            total += os.stat(p.root / p.rel if isinstance(p, ConfinedPath) else p).st_size
         except FileNotFoundError as e:
             raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
     bar = make_progress("pack", total, progress)
@@ -392,12 +412,21 @@ def pack(
             packer.zip.add_bytes(MIMETYPE_ENTRY, MIMETYPE)
             for logical, p in ordered:
                 try:
-                    digest, _ = packer.add_file(p, logical)
-                    mode = "0755" if os.stat(p).st_mode & 0o111 else "0644"
+                    digest, _, st_mode = packer.add_file(p, logical)
+                    mode = "0755" if st_mode & 0o111 else "0644"
                 except FileNotFoundError as e:
                     # Only a vanished input is "not found"; any other OSError (permission denied,
                     # disk full while writing the bundle) stays an I/O error (exit 10).
                     raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
+                want = (expected or {}).get(logical)
+                if want is not None and want != digest:
+                    raise IntegrityError(
+                        f"{logical} changed since it was recorded",
+                        where=str(p),
+                        expected=want,
+                        found=digest,
+                        hint="re-run the step that made it",
+                    )
                 entries[logical] = FileEntry(
                     digest=digest,
                     role=_role_for(logical, roles, default_role),  # type: ignore[arg-type]

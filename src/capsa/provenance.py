@@ -5,12 +5,12 @@ recognise its layout."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 from typing import Any
 
 from .errors import FormatError
 
-__all__ = ["MAX_LOG", "detect"]
+__all__ = ["MAX_LOG", "detect", "read_log"]
 
 MAX_LOG = 64 << 20
 
@@ -25,21 +25,22 @@ def _activities(doc: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def detect(path: Path) -> tuple[str, int]:
+def read_log(fd: int, where: str) -> bytes:
+    """The bytes of a provenance log open at ``fd`` (closed here), at most MAX_LOG of them."""
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_LOG + 1)
+    if len(data) > MAX_LOG:
+        raise FormatError(f"provenance file larger than {MAX_LOG} bytes", where=where)
+    return data
+
+
+def detect(data: bytes, where: str) -> tuple[str, int]:
     """(format, number of activities) of a provenance log; FormatError if it is not one."""
     try:
-        if path.stat().st_size > MAX_LOG:
-            raise FormatError(f"provenance file larger than {MAX_LOG} bytes", where=str(path))
-        doc = json.loads(path.read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise FormatError(
-            "provenance file was not written",
-            where=str(path),
-            hint="check the path the tool writes its provenance to",
-        ) from None
+        doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise FormatError(
-            f"malformed provenance file (not JSON): {e}".splitlines()[0], where=str(path)
+            f"malformed provenance file (not JSON): {e}".splitlines()[0], where=where
         ) from e
     acts = _activities(doc)
     if acts is None:
@@ -47,7 +48,7 @@ def detect(path: Path) -> tuple[str, int]:
             return "json", 0
         raise FormatError(
             "malformed provenance file: expected a JSON object or a list of activities",
-            where=str(path),
+            where=where,
         )
     keys = set().union(*(a.keys() for a in acts))
     if {"activity_name", "activity_uuid"} & keys:

@@ -16,12 +16,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .digest import sha256_file
-from .errors import FormatError, NotFoundError, RuntimeError_, UsageError
+from pydantic import TypeAdapter, ValidationError
+
+from ._internal.fs import UnsafePath, open_regular, open_root
+from .digest import sha256_file, sha256_fileobj
+from .errors import Error, FormatError, NotFoundError, RuntimeError_, UsageError
 from .journal import STATE_DIR, Journal, JournalEntry, find_project
-from .manifest import ComparePolicy, HostInfo, ProvenanceRecord, RuntimeInfo, Step, StepFile
-from .provenance import detect
-from .runtime import CONTAINER_HOME, DEFAULT_PATH, RunSpec, get_runtime
+from .manifest import (
+    ComparePolicy,
+    EnvName,
+    HostInfo,
+    NoNul,
+    ProvenanceRecord,
+    RuntimeInfo,
+    Step,
+    StepFile,
+    StepName,
+    explain,
+)
+from .provenance import detect, read_log
+from .runtime import CONTAINER_HOME, DEFAULT_PATH, RunSpec, Runtime, get_runtime
 
 __all__ = ["WORKDIR", "RunOutcome", "default_env", "run_step"]
 
@@ -54,7 +68,10 @@ class RunOutcome:
 
 
 def _relative(project: Path, p: str, what: str) -> str:
-    full = (Path.cwd() / p).resolve()
+    raw = Path.cwd() / p
+    # Directories above the file are resolved; the file itself never is: a symbolic link there is
+    # refused when it is opened, and every directory is re-checked (no-follow) at that point too.
+    full = raw.resolve() if raw.name in ("", ".", "..") else raw.parent.resolve() / raw.name
     try:
         rel = full.relative_to(project)
     except ValueError:
@@ -68,6 +85,27 @@ def _relative(project: Path, p: str, what: str) -> str:
     if str(rel) == ".":
         raise UsageError(f"{what} must be a file, not the work directory", where=p)
     return rel.as_posix()
+
+
+_STEP_FIELDS: TypeAdapter[tuple[str, tuple[str, ...], dict[str, str]]] = TypeAdapter(
+    tuple[StepName, tuple[NoNul, ...], dict[EnvName, NoNul]]
+)
+
+
+def _check_step_fields(name: str, argv: Sequence[str], env: dict[str, str]) -> None:
+    """Refuse before running what the manifest would refuse after it (spec/format.md §2.1)."""
+    try:
+        _STEP_FIELDS.validate_python((name, tuple(argv), env))
+    except ValidationError as e:
+        err = e.errors()[0]
+        what = ("step name", "command", "environment")[int(err["loc"][0])]
+        raise UsageError(f"invalid {what}: {explain(err)}") from None
+
+
+def _digest_confined(project_fd: int, rel: str) -> str:
+    """SHA-256 of the regular file ``rel`` below the project, reached without following links."""
+    with os.fdopen(open_regular(project_fd, rel, where=rel), "rb", buffering=0) as f:
+        return sha256_fileobj(f)
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -119,12 +157,57 @@ def run_step(
             raise UsageError(
                 "a comparison policy is given for a path that is not an --output", where=p
             )
+    project_fd = open_root(project)
+    try:
+        return _run(
+            project,
+            project_fd,
+            image_path,
+            argv,
+            in_rel,
+            out_rel,
+            prov_rel,
+            policies,
+            rt,
+            name=name,
+            env=env,
+            network=network,
+            timeout=timeout,
+            echo=echo,
+        )
+    finally:
+        os.close(project_fd)
+
+
+def _run(
+    project: Path,
+    project_fd: int,
+    image_path: Path,
+    argv: Sequence[str],
+    in_rel: list[str],
+    out_rel: list[str],
+    prov_rel: list[str],
+    policies: dict[str, ComparePolicy],
+    rt: Runtime,
+    *,
+    name: str | None,
+    env: dict[str, str] | None,
+    network: bool,
+    timeout: float | None,
+    echo: bool,
+) -> RunOutcome:
     step_inputs = []
     for rel in in_rel:
-        f = project / rel
-        if not f.is_file():
-            raise NotFoundError("input does not exist", where=rel, hint="create it or fix the path")
-        step_inputs.append(StepFile(path=rel, digest=sha256_file(f)))
+        try:
+            step_inputs.append(StepFile(path=rel, digest=_digest_confined(project_fd, rel)))
+        except FileNotFoundError:
+            raise NotFoundError(
+                "input does not exist", where=rel, hint="create it or fix the path"
+            ) from None
+        except UnsafePath as e:
+            e.what = f"input {e.what}"
+            e.hint = "capsa records regular files only; name the file the link points to"
+            raise
     image_digest = sha256_file(image_path)
     journal = Journal(project)
     seq_hint = journal.next_seq()
@@ -135,6 +218,8 @@ def run_step(
             hint="choose another --name (names identify steps in replay)",
         )
     step_env = default_env(env)
+    _check_step_fields(step_name, argv, step_env)
+    journal.dir.mkdir(parents=True, exist_ok=True)  # exists before the step, so it is hidden
     before = _snapshot(project)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="capsa-run-") as tmp:
@@ -147,6 +232,8 @@ def run_step(
             project,
             network=network,
             timeout=timeout,
+            # The step must not see or change the journal that records it.
+            hide=(f"{WORKDIR}/{STATE_DIR}",),
         )
         result = rt.run(spec, Path(tmp) / "stdout", Path(tmp) / "stderr", echo=echo)
         duration = time.time() - started
@@ -155,35 +242,56 @@ def run_step(
     after = _snapshot(project)
     changed = sorted(p for p, st in after.items() if before.get(p) != st)
     undeclared = [p for p in changed if p not in out_rel and p not in in_rel]
-    step_outputs, missing = [], []
+    step_outputs, missing, refused = [], [], []
     for rel in [*out_rel, *undeclared]:
-        f = project / rel
-        if f.is_file():
-            step_outputs.append(
-                StepFile(path=rel, digest=sha256_file(f), compare=policies.get(rel))
-            )
-        else:
+        try:
+            digest = _digest_confined(project_fd, rel)
+        except FileNotFoundError:
             missing.append(rel)
+            continue
+        except UnsafePath:
+            # A symbolic link (or a FIFO, a device) is never followed or sealed: a step could
+            # point it at any file of the host, which the sandbox itself cannot read.
+            if rel in out_rel:
+                refused.append(rel)
+            continue
+        step_outputs.append(StepFile(path=rel, digest=digest, compare=policies.get(rel)))
+    missing = [p for p in missing if p in out_rel]
     status, reason = "ok", ""
     code = result.exit_code
     if result.timed_out:
         status, reason = "failed", f"timed out after {timeout} s"
     elif code != 0:
         status, reason = "failed", f"exit code {code}"
+    elif refused:
+        status, reason = (
+            "failed",
+            "declared outputs are not regular files (symbolic links are never followed): "
+            + ", ".join(refused),
+        )
     elif missing:
         status, reason = "failed", f"declared outputs not produced: {', '.join(missing)}"
     # The tool's own provenance log: checked and kept, after the run that wrote it.
-    prov_records, prov_error = [], None
+    prov_records: list[ProvenanceRecord] = []
+    prov_error: Error | None = None
     for rel in prov_rel:
         try:
-            fmt, n = detect(project / rel)
-        except FormatError as e:
+            data = read_log(open_regular(project_fd, rel, where=rel), rel)
+            fmt, n = detect(data, rel)
+        except FileNotFoundError:
+            prov_error = FormatError(
+                "provenance file was not written",
+                where=rel,
+                hint="check the path the tool writes its provenance to",
+            )
+            continue
+        except (FormatError, UnsafePath) as e:
             prov_error = e
             continue
         prov_records.append(
             ProvenanceRecord(
                 path=f"provenance/{step_name}/{PurePosixPath(rel).name}",
-                digest=journal.store(project / rel),
+                digest=journal.store_bytes(data),
                 format=fmt,  # type: ignore[arg-type]
                 activities=n,
             )
@@ -225,7 +333,7 @@ def run_step(
             f"step {step_name!r} timed out after {timeout} s and was killed",
             hint="recorded as failed; raise --timeout",
         )
-    return RunOutcome(entry, code, missing)
+    return RunOutcome(entry, code, missing + refused)
 
 
 def _version() -> str:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -16,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._internal.fs import UnsafePath, create_file, open_dir, open_regular, open_root
 from .bundle import Bundle
-from .digest import format_digest, parse_digest
+from .digest import parse_digest, sha256_file, sha256_fileobj
 from .errors import Error, ReplayError, RuntimeError_, SignatureError, UsageError
 from .extract import copy_hashed
 from .keys import PublicKey
@@ -32,6 +32,7 @@ EXIT_MISMATCH = 1
 """Exit code when replay ran but an output is different/missing or a step failed."""
 _CHUNK = 8 << 20
 _TAIL = 2000
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass
@@ -95,12 +96,10 @@ def _dependencies(steps: Sequence[Step]) -> dict[int, set[int]]:
     return deps
 
 
-def _safe_target(root: Path, rel: str) -> Path:
-    target = root / rel
-    resolved = target.resolve()
-    if not resolved.is_relative_to(root.resolve()):
-        raise ReplayError("output path escapes the work directory", where=rel)
-    return target
+def _step_dir(index: int, step: Step) -> str:
+    """The step's directory name under the replay root: its number and its (validated, one
+    segment) name, never more than one file name (spec/format.md §2.1)."""
+    return f"{index + 1:03d}-{step.name}"
 
 
 class _Replayer:
@@ -113,6 +112,7 @@ class _Replayer:
         self.isolated = isolated
         self.timeout = timeout
         self.lock = threading.Lock()
+        self.root_fd = open_root(root, follow=False)
         self.images: dict[str, tuple[Path, int, int | None]] = {}  # digest -> file, offset, size
         self.workdirs: dict[int, Path] = {}
 
@@ -126,49 +126,49 @@ class _Replayer:
             if blob.encoding == "identity" and not self.rt.needs_file():
                 where = (self.b.path, entry.data_offset, blob.size)
             else:
-                path = self.root / "images" / f"{parse_digest(digest)}.sif"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._extract_blob(digest, path)
-                where = (path, 0, None)
+                name = f"images/{parse_digest(digest)}.sif"
+                self._extract_blob(digest, self.root_fd, name)
+                where = (self.root / name, 0, None)
             self.images[digest] = where
             return where
 
-    def _extract_blob(self, digest: str, dest: Path) -> None:
-        tmp = dest.with_name(dest.name + ".part")
+    def _extract_blob(self, digest: str, dir_fd: int, rel: str) -> None:
+        """Write blob ``digest`` at ``rel`` below ``dir_fd`` (never through a link), checked."""
         with (
+            create_file(dir_fd, rel, where=rel) as (_, fd, _name),
             self.b.open_blob(digest) as src,
-            tmp.open("wb") as out,
+            os.fdopen(fd, "wb", closefd=False) as out,
             ThreadPoolExecutor(1, thread_name_prefix="capsa-sha") as hasher,
         ):
             found = copy_hashed(src, out, hasher)
         if found != digest:
-            tmp.unlink()
             raise ReplayError("blob changed while replaying", where=digest)
-        os.replace(tmp, dest)
 
     def run_step(
         self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]
     ) -> StepReport:
         rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
-        stepdir = self.root / f"{index + 1:03d}-{step.name}"
+        name = _step_dir(index, step)
+        work_fd = open_dir(self.root_fd, [name, "work"], create=True)
+        stepdir = self.root / name
         work = stepdir / "work"
-        work.mkdir(parents=True)
         self.workdirs[index] = work
-        # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
-        for inp in step.inputs:
-            target = _safe_target(work, inp.path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = None if self.isolated else self._replayed(inp, deps, reports)
-            if source == "failed":
-                rep.status, rep.reason = (
-                    "skipped",
-                    f"input {inp.path} was not reproduced by its step",
-                )
-                return rep
-            if isinstance(source, Path):
-                shutil.copyfile(source, target)
-            else:
-                self._extract_blob(inp.digest, target)
+        try:
+            # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
+            for inp in step.inputs:
+                source = None if self.isolated else self._replayed(inp, deps, reports)
+                if source == "failed":
+                    rep.status, rep.reason = (
+                        "skipped",
+                        f"input {inp.path} was not reproduced by its step",
+                    )
+                    return rep
+                if isinstance(source, tuple):
+                    _copy_confined(*source, work_fd, inp.path)
+                else:
+                    self._extract_blob(inp.digest, work_fd, inp.path)
+        finally:
+            os.close(work_fd)
         img, offset, size = self.image(step.image)
         spec = RunSpec(
             img,
@@ -186,7 +186,7 @@ class _Replayer:
         rep.duration_s = round(time.monotonic() - started, 3)
         rep.exit_code = result.exit_code
         if step.stdout is not None:
-            rep.stdout_identical = _file_digest(stepdir / "stdout") == step.stdout
+            rep.stdout_identical = sha256_file(stepdir / "stdout") == step.stdout
         if result.timed_out:
             rep.status, rep.reason = "timeout", f"killed after {self.timeout} s"
         elif result.exit_code != step.exit_code:
@@ -194,13 +194,18 @@ class _Replayer:
             rep.reason = f"exit code {result.exit_code}, recorded {step.exit_code}"
         if rep.status != "ok":
             rep.stderr_tail = _tail(stepdir / "stderr")
-        for out in step.outputs:
-            rep.outputs.append(self.compare_output(work, out))
+        work_fd = open_root(work, follow=False)
+        try:
+            for out in step.outputs:
+                rep.outputs.append(self.compare_output(work_fd, out))
+        finally:
+            os.close(work_fd)
         return rep
 
     def _replayed(
         self, inp: StepFile, deps: set[int], reports: dict[int, StepReport]
-    ) -> Path | str | None:
+    ) -> tuple[Path, str] | str | None:
+        """(work directory, path) of the earlier step's replayed output that is this input."""
         for i in sorted(deps, reverse=True):
             r = reports.get(i)
             if r is None:
@@ -209,37 +214,44 @@ class _Replayer:
                 if o.path == inp.path and o.expected == inp.digest:
                     if r.status != "ok" or o.verdict == "missing":
                         return "failed"
-                    return self.workdirs[i] / o.path
+                    return self.workdirs[i], o.path
         return None
 
-    def compare_output(self, work: Path, out: StepFile) -> OutputReport:
+    def compare_output(self, work_fd: int, out: StepFile) -> OutputReport:
         rep = OutputReport(
             out.path, "missing", out.digest, policy=out.compare.method if out.compare else "bytes"
         )
         try:
-            target = _safe_target(work, out.path)
-        except ReplayError as e:
-            rep.note = e.what
+            fd = open_regular(work_fd, out.path)
+        except FileNotFoundError:
             return rep
-        if not target.is_file():
+        except UnsafePath as e:
+            # A step may leave a symbolic link to any host file: it is never followed.
+            rep.note = (
+                "a symbolic link, never followed: it escapes the work directory"
+                if "symbolic link" in e.what
+                else f"not compared: {e.what}"
+            )
             return rep
-        rep.found = _file_digest(target)
-        if rep.found == out.digest:
-            rep.verdict = "identical"
-            return rep
-        rep.verdict = "different"
-        blob = self.b.manifest.blobs[out.digest]
-        if blob.media_type != "application/x-hdf5" and not _is_hdf5(target):
-            rep.note = "bytes differ"
-            return rep
-        from .h5compare import compare
+        with os.fdopen(fd, "rb") as target:
+            rep.found = sha256_fileobj(target)
+            if rep.found == out.digest:
+                rep.verdict = "identical"
+                return rep
+            rep.verdict = "different"
+            blob = self.b.manifest.blobs[out.digest]
+            target.seek(0)
+            if blob.media_type != "application/x-hdf5" and target.read(8) != _HDF5_MAGIC:
+                rep.note = "bytes differ"
+                return rep
+            from .h5compare import compare
 
-        try:
-            with self.b.open_blob(out.digest) as recorded:
-                result = compare(target, recorded, out.compare)
-        except Error as e:
-            rep.note = f"cannot compare as HDF5: {e.what}"
-            return rep
+            try:
+                with self.b.open_blob(out.digest) as recorded:
+                    result = compare(target, recorded, out.compare, names=(out.path, out.digest))
+            except Error as e:
+                rep.note = f"cannot compare as HDF5: {e.what}"
+                return rep
         rep.verdict = result.verdict
         rep.note = result.note or ""
         if rep.verdict == "equivalent" and not rep.note:
@@ -256,17 +268,20 @@ class _Replayer:
         return rep
 
 
-def _is_hdf5(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(8) == b"\x89HDF\r\n\x1a\n"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return format_digest(h.hexdigest())
+def _copy_confined(src_root: Path, src_rel: str, dst_fd: int, dst_rel: str) -> None:
+    """Copy a replayed output (written by an untrusted step) into the next step's work
+    directory: the source is opened without following links, the target created exclusively."""
+    src_root_fd = open_root(src_root, follow=False)
+    try:
+        fd = open_regular(src_root_fd, src_rel)
+    finally:
+        os.close(src_root_fd)
+    with (
+        os.fdopen(fd, "rb") as src,
+        create_file(dst_fd, dst_rel, where=dst_rel) as (_, out, _name),
+        os.fdopen(out, "wb", closefd=False) as dst,
+    ):
+        shutil.copyfileobj(src, dst, _CHUNK)
 
 
 def _tail(path: Path) -> str:
@@ -347,6 +362,7 @@ def replay(
         try:
             _schedule(replayer, m.steps, selected, deps, reports, jobs, isolated)
         finally:
+            os.close(replayer.root_fd)
             if not keep:
                 remove_tree(root)
         report.steps = [reports[i] for i in selected]

@@ -52,6 +52,8 @@ class RunSpec:
     image_offset: int = 0
     """Where the SIF starts inside ``image`` (an identity blob read in place from a bundle)."""
     image_size: int | None = None
+    hide: tuple[str, ...] = ()
+    """Container paths covered by an empty read-only directory (the journal in ``/work``)."""
 
 
 @dataclass

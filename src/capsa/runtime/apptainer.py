@@ -18,8 +18,15 @@ from pathlib import Path
 from ..errors import RuntimeError_
 from . import CONTAINER_HOME, RunResult, RunSpec
 from ._proc import run_captured
+from .cache import cache_root
 
 __all__ = ["ApptainerRuntime"]
+
+
+def _empty_dir() -> Path:
+    """An empty directory of the user's own, bound over paths the step must not see."""
+    return cache_root() / "empty"
+
 
 # Host variables the runtime binary itself may need (not passed into the container).
 _HOST_VARS = (
@@ -64,6 +71,7 @@ class ApptainerRuntime:
         cmd[0] = self._binary()  # spython always says "singularity"
         binds = [f"{spec.work_source}:{spec.workdir}"]
         binds += [f"{b.source}:{b.target}:{'ro' if b.readonly else 'rw'}" for b in spec.binds]
+        binds += [f"{_empty_dir()}:{hidden}:ro" for hidden in spec.hide]
         cmd += Client._generate_bind_list(binds)
         cmd += [
             "--containall",
@@ -87,6 +95,8 @@ class ApptainerRuntime:
         return True
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
+        if spec.hide:
+            _empty_dir().mkdir(mode=0o755, parents=True, exist_ok=True)
         if spec.image_offset:
             raise RuntimeError_(
                 f"{self.name} needs the image as a file of its own",

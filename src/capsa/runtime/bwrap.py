@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .._internal.fs import open_dir, open_root
 from ..errors import RuntimeError_
 from ..sif import open_sif
 from . import CONTAINER_HOME, RunResult, RunSpec
@@ -85,11 +86,17 @@ class BwrapRuntime:
             spec.workdir,
         ]
         for b in spec.binds:
-            target = rootfs / b.target.lstrip("/")
-            if not target.exists():  # a mount point on the read-only root must pre-exist
-                with contextlib.suppress(OSError):
-                    target.mkdir(parents=True)
+            # A mount point on the read-only root must pre-exist: made in the unpacked image,
+            # confined to it (an image may hold links that point out of it).
+            with contextlib.suppress(OSError):
+                root_fd = open_root(rootfs)
+                try:
+                    os.close(open_dir(root_fd, b.target.strip("/").split("/"), create=True))
+                finally:
+                    os.close(root_fd)
             cmd += ["--ro-bind" if b.readonly else "--bind", str(b.source), b.target]
+        for hidden in spec.hide:
+            cmd += ["--tmpfs", hidden, "--remount-ro", hidden]
         cmd += ["--chdir", spec.workdir, "--clearenv"]
         for k, v in sorted(spec.env.items()):
             cmd += ["--setenv", k, v]
