@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_corpus import make_corpus
 
-from capsa.runtime.cache import remove_tree
+from capsa.containers.runtime.cache import remove_tree
 
 MB = 1000 * 1000
 MIB = 1 << 20
@@ -790,7 +790,7 @@ REPLAY_PROBE = """\
 import json, resource, sys, time
 t0 = time.perf_counter()
 import capsa.bundle, capsa.cli, capsa.replay
-from capsa.runtime.bwrap import BwrapRuntime
+from capsa.containers.runtime.bwrap import BwrapRuntime
 acc = {"import": time.perf_counter() - t0}
 def wrap(owner, name, key):
     fn = getattr(owner, name)
@@ -954,10 +954,10 @@ def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
     detail["bwrap"] = doc["runtime_version"]
 
     # the bare step: the exact bwrap command capsa runs, on the unpacked image
-    from capsa.bundle import Bundle
-    from capsa.runtime import RunSpec
-    from capsa.runtime.bwrap import BwrapRuntime
-    from capsa.runtime.cache import ImageCache
+    from capsa.bundle.reader import Bundle
+    from capsa.containers.runtime import RunSpec
+    from capsa.containers.runtime.bwrap import BwrapRuntime
+    from capsa.containers.runtime.cache import ImageCache
 
     with Bundle(bundle) as b:
         step = b.manifest.steps[0]
@@ -979,7 +979,7 @@ def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
         machine_cpu=True,
         note="the exact bwrap command capsa runs, on the already unpacked image",
     )
-    from capsa.digest import sha256_file
+    from capsa.format.digest import sha256_file
 
     if sha256_file(bare / "derived.h5") != out_digest:
         r_bare.note += "; output bytes differ from the recorded ones!"
@@ -1135,7 +1135,7 @@ def micro(corpus: Path, info: dict) -> dict[str, float]:
     )
     out["hashlib.sha256, MB/s"] = rate(lambda: hashlib.sha256(data).digest(), len(data))
     out["zlib.crc32, MB/s"] = rate(lambda: zlib.crc32(data), len(data))
-    from capsa._crc import crc32 as capsa_crc32  # zlib-ng's when installed
+    from capsa._internal.crc import crc32 as capsa_crc32  # zlib-ng's when installed
 
     out["capsa._crc.crc32 (zlib-ng), MB/s"] = rate(lambda: capsa_crc32(data), len(data))
 

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 import capsa
-from capsa import zstdseek
-from capsa.cli import main as cli_main
+from capsa.cli.main import main as cli_main
+from capsa.format import zstdseek
 
 FRAME = zstdseek.FRAME_SIZE
 SIGNAL_SIZE = 3 * FRAME + FRAME // 2

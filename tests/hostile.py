@@ -13,10 +13,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from capsa._zip import ZipWriter
-from capsa.keys import PrivateKey
-from capsa.manifest import FORMAT_VERSION, canonical_json
-from capsa.signing import envelope_for, signature_entry
+from capsa.format.canonical import canonical_json
+from capsa.format.manifest import FORMAT_VERSION
+from capsa.format.zip64 import ZipWriter
+from capsa.signing.envelopes import envelope_for, signature_entry
+from capsa.signing.keys import PrivateKey
 
 
 def digest(data: bytes) -> str:

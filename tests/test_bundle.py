@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 import capsa
-from capsa import zstdseek
-from capsa._zip import ZipWriter
 from capsa.errors import FormatError, IntegrityError, NotFoundError
-from capsa.manifest import FORMAT_VERSION, Blob, FileEntry, Manifest, canonical_json
+from capsa.format import zstdseek
+from capsa.format.canonical import canonical_json
+from capsa.format.manifest import FORMAT_VERSION, Blob, FileEntry, Manifest
+from capsa.format.zip64 import ZipWriter
 
 if TYPE_CHECKING:
     from conftest import Corpus
@@ -67,7 +68,7 @@ def test_open_member_unknown(bundle: capsa.Bundle) -> None:
 
 def test_close_releases_descriptor(bundle_path: Path) -> None:
     b = capsa.open(bundle_path)
-    fd = b._fd
+    fd = b.source._fd  # type: ignore[attr-defined]
     os.fstat(fd)
     b.close()
     with pytest.raises(OSError):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import capsa
-from capsa import zstdseek
-from capsa.cli import main
+from capsa.cli.main import main
+from capsa.format import zstdseek
 
 if TYPE_CHECKING:
     from conftest import CliResult, Corpus

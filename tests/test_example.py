@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import capsa
-from capsa.cli import main
+from capsa.cli.main import main
 from containers import ROOT, image
 
 EXAMPLE = ROOT / "examples" / "km3net"

@@ -23,9 +23,8 @@ import pytest
 
 import capsa
 import capsa.cli
-from capsa import _cli_export
-from capsa.digest import sha256_file
-from capsa.dsse import parse_envelope
+from capsa.cli import export as _cli_export
+from capsa.containers.sif import SifObject, write_sif
 from capsa.errors import Error, ExistsError, FormatError, NotFoundError, UsageError
 from capsa.export import (
     crate_metadata,
@@ -35,9 +34,10 @@ from capsa.export import (
     write_intoto,
     write_prov,
 )
-from capsa.keys import keygen, load_private_key, load_public_key
-from capsa.manifest import Author, HostInfo, RuntimeInfo, Step, StepFile
-from capsa.sif import SifObject, write_sif
+from capsa.format.digest import sha256_file
+from capsa.format.manifest import Author, HostInfo, RuntimeInfo, Step, StepFile
+from capsa.signing.dsse import parse_envelope
+from capsa.signing.keys import keygen, load_private_key, load_public_key
 
 rocrate_lib = pytest.importorskip("rocrate.rocrate", reason="the rocrate library validates crates")
 prov_model = pytest.importorskip("prov.model", reason="the prov library validates PROV-JSON")

@@ -15,9 +15,9 @@ import pytest
 
 import capsa
 from capsa._internal.fs import segments as _segments
-from capsa._zip import ZipWriter
 from capsa.errors import ExistsError, FormatError, IntegrityError, NotFoundError, UsageError
-from capsa.manifest import FORMAT_VERSION, Blob, FileEntry, Manifest
+from capsa.format.manifest import FORMAT_VERSION, Blob, FileEntry, Manifest
+from capsa.format.zip64 import ZipWriter
 
 if TYPE_CHECKING:
     from conftest import CliResult, Corpus

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 import capsa
-from capsa import h5compare
-from capsa.h5compare import compare, content_digest, diff
-from capsa.manifest import ComparePolicy
+from capsa.compare import hdf5 as h5compare
+from capsa.compare.hdf5 import compare, content_digest, diff
+from capsa.compare.hdf5 import limits as h5limits
+from capsa.format.policy import compare_policy as ComparePolicy
 
 if TYPE_CHECKING:
     from conftest import CliResult
@@ -197,8 +198,8 @@ def test_digest_ignores_byte_order_signed_zero_and_nan_payload(tmp_path: Path) -
 def test_digest_independent_of_block_size(make: Maker, monkeypatch: pytest.MonkeyPatch) -> None:
     a = make(layout="odd-chunks")
     whole = content_digest(a)
-    monkeypatch.setattr(h5compare, "BLOCK_BYTES", 512)
-    monkeypatch.setattr(h5compare, "OBJECT_BLOCK", 2)
+    monkeypatch.setattr(h5limits, "BLOCK_BYTES", 512)
+    monkeypatch.setattr(h5limits, "OBJECT_BLOCK", 2)
     assert content_digest(a) == whole
 
 
@@ -410,7 +411,7 @@ def test_data_differences_across_many_blocks(
     for i, delta in [(17, 0.5), (5_000, -0.25), (5_001, 3.0), (40_000, 1e-3), (59_999, 2.0)]:
         flat[i] += delta
     pa, pb = _two_files(tmp_path, a, b, chunks=chunks)
-    monkeypatch.setattr(h5compare, "BLOCK_BYTES", 8 << 10)  # 8 KiB: hundreds of blocks
+    monkeypatch.setattr(h5limits, "BLOCK_BYTES", 8 << 10)  # 8 KiB: hundreds of blocks
     limit = (8 << 10) // 4 // 8
     assert len(list(h5compare._selections(shape, limit, chunks))) > 50
     want = _expected(a, b)
@@ -527,7 +528,7 @@ def test_vlen_sequences_and_references(tmp_path: Path, monkeypatch: pytest.Monke
         return path
 
     a, b = write(tmp_path / "a.h5", 5), write(tmp_path / "b.h5", 4)
-    monkeypatch.setattr(h5compare, "OBJECT_BLOCK", 1)
+    monkeypatch.setattr(h5limits, "OBJECT_BLOCK", 1)
     [x] = diff(a, b).differences
     assert (x.path, x.detail["count"], x.detail["first"]) == ("/seq", 1, [(1,)])
     assert content_digest(a) == content_digest(write(tmp_path / "c.h5", 5))
@@ -585,8 +586,8 @@ def test_diff_of_400_mb_files_stays_in_bounded_memory(tmp_path: Path) -> None:
                 d[start : start + step] = block
     child = textwrap.dedent("""
         import json, sys
-        from capsa import h5compare
-        from capsa.cli import main
+        from capsa.compare import hdf5 as h5compare
+        from capsa.cli.main import main
         rc = main(["diff", sys.argv[1], sys.argv[2], "--json"])
         print(json.dumps({"rc": rc, "digest": h5compare.content_digest(sys.argv[2])}))
     """)

@@ -15,8 +15,8 @@ import pytest
 import capsa
 from capsa._internal.fs import open_dir, open_root
 from capsa.errors import FormatError
-from capsa.journal import Journal
-from capsa.keys import keygen, load_private_key
+from capsa.recording.journal import Journal
+from capsa.signing.keys import keygen, load_private_key
 from conftest import capsa_subprocess
 from containers import image
 from hostile import digest, step, write_bundle

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import capsa
-from capsa.digest import sha256_file
-from capsa.journal import Journal
-from capsa.manifest import HostInfo, RuntimeInfo, Step, StepFile
-from capsa.sif import SifObject, write_sif
+from capsa.containers.sif import SifObject, write_sif
+from capsa.format.digest import sha256_file
+from capsa.format.manifest import HostInfo, RuntimeInfo, Step, StepFile
+from capsa.recording.journal import Journal
 
 SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
 
@@ -145,7 +145,7 @@ def test_history_of_a_file_on_disk_via_the_journal(
 
 
 def test_show(chain, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from capsa.keys import keygen
+    from capsa.signing.keys import keygen
 
     priv, pub, keyid = keygen(tmp_path / "k")
     assert cli("sign", chain["bundle"], "--key", priv).rc == 0

@@ -11,9 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from capsa import dsse
 from capsa.errors import ExistsError, NotFoundError, SignatureError
-from capsa.keys import keygen, load_private_key, load_public_key
+from capsa.signing import dsse
+from capsa.signing.keys import keygen, load_private_key, load_public_key
 
 SIF_KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "sif" / "keys"
 

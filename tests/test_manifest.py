@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from capsa import manifest as m
 from capsa.errors import FormatError
+from capsa.format import manifest as m
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

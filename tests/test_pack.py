@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import importlib
 import os
 import shutil
 import time
@@ -18,15 +17,15 @@ import numpy as np
 import pytest
 
 import capsa
-from capsa import zstdseek
+from capsa.bundle import writer as pack_mod
 from capsa.errors import ExistsError, IntegrityError, NotFoundError, UsageError
-from capsa.manifest import Author
+from capsa.format import zstdseek
+from capsa.format.manifest import Author
 
 if TYPE_CHECKING:
     from conftest import CliResult, Corpus
 
 FRAME = zstdseek.FRAME_SIZE
-pack_mod = importlib.import_module("capsa.pack")  # `capsa.pack` the attribute is the function
 
 
 def listing(d: Path) -> list[str]:

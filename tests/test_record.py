@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 import capsa
-from capsa.journal import Journal
+from capsa.recording.journal import Journal
 from conftest import CliResult
 from containers import image
 
@@ -132,7 +132,7 @@ def test_interrupted_step_leaves_the_journal_intact(
     project: Path, busybox: Path, cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     assert _run(cli, busybox, "--name", "one", "--", "true").rc == 0
-    from capsa.runtime import bwrap
+    from capsa.containers.runtime import bwrap
 
     def interrupted(*a: object, **k: object) -> object:
         raise KeyboardInterrupt

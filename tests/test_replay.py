@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import capsa
-from capsa import dsse
-from capsa.keys import keygen, load_public_key
-from capsa.manifest import RuntimeInfo, Step, StepFile
-from capsa.sif import SifObject, open_sif, write_sif
+from capsa.containers.sif import SifObject, open_sif, write_sif
+from capsa.format.manifest import RuntimeInfo, Step, StepFile
+from capsa.signing import dsse
+from capsa.signing.keys import keygen, load_public_key
 from conftest import CliResult
 from containers import image
 
@@ -71,7 +71,7 @@ def _run(cli: Callable[..., CliResult], img: Path, *args: str) -> None:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A signed bundle of five recorded steps (recorded once for the whole module)."""
-    from capsa.cli import main
+    from capsa.cli.main import main
 
     analysis = image("analysis")
     d = tmp_path_factory.mktemp("replay")
@@ -306,7 +306,7 @@ def test_signed_attestation(replay_cli, recorded, tmp_path: Path) -> None:  # ty
 
 
 def _bundle_with_step(tmp_path: Path, sif: Path, argv: tuple[str, ...] = ("true",)) -> Path:
-    from capsa.digest import sha256_file
+    from capsa.format.digest import sha256_file
 
     step = Step(
         name="s",
@@ -349,7 +349,7 @@ def test_output_path_escaping_the_work_directory_is_missing_not_followed(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     busybox = image("busybox")
-    from capsa.digest import sha256_file
+    from capsa.format.digest import sha256_file
 
     (tmp_path / "secret").write_text("outside")
     digest = sha256_file(tmp_path / "secret")

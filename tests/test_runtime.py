@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import capsa
-from capsa.digest import sha256_file
+from capsa.containers.runtime import RunSpec, get_runtime
+from capsa.containers.runtime.apptainer import ApptainerRuntime
+from capsa.containers.runtime.bwrap import BwrapRuntime
+from capsa.containers.runtime.cache import MARKER, ImageCache
+from capsa.containers.sif import SifObject, write_sif
 from capsa.errors import FormatError, RuntimeError_, UsageError
-from capsa.runtime import RunSpec, get_runtime
-from capsa.runtime.apptainer import ApptainerRuntime
-from capsa.runtime.bwrap import BwrapRuntime
-from capsa.runtime.cache import MARKER, ImageCache
-from capsa.sif import SifObject, write_sif
+from capsa.format.digest import sha256_file
 from containers import image
 
 SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
@@ -276,11 +276,11 @@ def test_capsa_run_reads_a_sif_inside_a_bundle_in_place(tmp_path: Path) -> None:
     with capsa.open(b) as bundle:
         assert bundle.members()[0].encoding == "identity"
         f = bundle.open_member(busybox.name)
-        from capsa.sif import sif_from_file
+        from capsa.containers.sif import sif_from_file
 
         img = sif_from_file(f, f.size, where="bundle")
         _, entry = bundle.blob_entry(bundle.manifest.files[busybox.name].digest)
         root = ImageCache(tmp_path / "c").rootfs(
-            img, b, sha256_file(busybox), base_offset=entry.data_offset
+            img, sha256_file(busybox), extent=(b, entry.data_offset)
         )
     assert (root / "usr" / "bin" / "python3").exists()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from capsa.manifest import FORMAT_VERSION, schema_text
+from capsa.format.manifest import FORMAT_VERSION, schema_text
 
 SPEC = Path(__file__).resolve().parents[1] / "spec"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from capsa.containers.sif import open_sif
 from capsa.errors import FormatError, NotFoundError
-from capsa.keys import load_public_key
-from capsa.sif import open_sif
+from capsa.signing.keys import load_public_key
 
 SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
 KEYS = [SIF / "keys" / f"{k}-public.pem" for k in ("ed25519", "rsa", "ecdsa")]
@@ -213,7 +213,7 @@ def test_missing_sif() -> None:
 def _reread(data: bytes):  # type: ignore[no-untyped-def]
     import io
 
-    from capsa.sif import sif_from_file
+    from capsa.containers.sif import sif_from_file
 
     return sif_from_file(io.BytesIO(data), len(data), where="memory")
 
@@ -223,7 +223,7 @@ def test_writer_reproduces_apptainers_generator_images_byte_for_byte() -> None:
     import io
     import struct
 
-    from capsa.sif import SifObject, write_sif
+    from capsa.containers.sif import SifObject, write_sif
 
     one = (SIF / "one-group.sif").read_bytes()
     raw = SifObject.partition(one[32768:32772], fs_type="Raw", part_type="System", arch="386")
@@ -253,7 +253,7 @@ def test_written_image_reads_back_with_everything(tmp_path: Path) -> None:
     import io
     import uuid
 
-    from capsa.sif import LAUNCH_SCRIPT, SifObject, write_sif
+    from capsa.containers.sif import LAUNCH_SCRIPT, SifObject, write_sif
 
     squash = (SIF / "one-group.sif").read_bytes()[36864:40960]
     part = tmp_path / "root.sqfs"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 import capsa
-from capsa import dsse
-from capsa._zip import ZipWriter
-from capsa.keys import keygen, load_private_key
-from capsa.signing import PAYLOAD_TYPE, signature_entry
+from capsa.format.zip64 import ZipWriter
+from capsa.signing import dsse
+from capsa.signing.envelopes import PAYLOAD_TYPE, signature_entry
+from capsa.signing.keys import keygen, load_private_key
 from conftest import CliResult
 
 

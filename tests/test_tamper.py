@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import capsa
-from capsa import zstdseek
-from capsa._zip import CENTRAL, LOCAL
-from capsa.cli import main
-from capsa.keys import keygen, load_private_key, load_public_key
+from capsa.cli.main import main
+from capsa.format import zstdseek
+from capsa.format.zip64 import CENTRAL, LOCAL
+from capsa.signing.keys import keygen, load_private_key, load_public_key
 
 SEED = 20261125
 FLIPS_PER_REGION = 24

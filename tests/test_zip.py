@@ -16,9 +16,10 @@ import pytest
 import zstandard
 
 import capsa
-from capsa import _zip
-from capsa._zip import ZipWriter, read_directory
 from capsa.errors import FormatError
+from capsa.format import zip64 as _zip
+from capsa.format.source import LocalFile
+from capsa.format.zip64 import ZipWriter, read_directory
 
 if TYPE_CHECKING:
     from conftest import Corpus
@@ -48,11 +49,11 @@ def write_zip(
 
 
 def read(path: Path) -> list[_zip.ZipEntry]:
-    fd = os.open(path, os.O_RDONLY)
+    source = LocalFile(path)
     try:
-        return read_directory(fd, os.fstat(fd).st_size)
+        return read_directory(source)
     finally:
-        os.close(fd)
+        source.close()
 
 
 def test_round_trip(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import struct
 import pytest
 import zstandard
 
-from capsa import zstdseek
 from capsa.errors import FormatError, IntegrityError
+from capsa.format import zstdseek
 
 FRAME = zstdseek.FRAME_SIZE
 

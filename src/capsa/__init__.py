@@ -6,7 +6,7 @@ cheap to import (no h5py), because ``capsa --help`` imports it.
 
 from __future__ import annotations
 
-from .bundle import Bundle, Member, MemberFile, open_bundle
+from .bundle import Bundle, Member, MemberFile, PackResult, open_bundle, pack
 from .errors import (
     Error,
     ExistsError,
@@ -18,8 +18,7 @@ from .errors import (
     SignatureError,
     UsageError,
 )
-from .manifest import FORMAT_VERSION, Manifest
-from .pack import PackResult, pack
+from .format.manifest import FORMAT_VERSION, Manifest
 
 open = open_bundle
 

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_output
+from .._internal.atomic import atomic_output
 from ..bundle import Bundle
-from ..digest import parse_digest
-from ..history import image_info
-from ..manifest import HostInfo, Manifest, Step
+from ..format.digest import parse_digest
+from ..format.manifest import HostInfo, Manifest, Step
+from ..recording.graph import StepGraph
+from ..views.history import image_info
 
 __all__ = [
     "ImageRef",
@@ -137,28 +138,12 @@ def run_span(steps: tuple[Step, ...]) -> tuple[str | None, str | None]:
 
 def origins(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
     """(path, digest) of the inputs no earlier step produced, in order of first use."""
-    produced: set[tuple[str, str]] = set()
-    seen: dict[tuple[str, str], None] = {}
-    for s in steps:
-        for f in s.inputs:
-            key = (f.path, f.digest)
-            if key not in produced:
-                seen.setdefault(key, None)
-        produced.update((f.path, f.digest) for f in s.outputs)
-    return list(seen)
+    return StepGraph(steps).origins()
 
 
 def results(steps: tuple[Step, ...]) -> list[tuple[str, str]]:
     """(path, digest) of step outputs no later step read: the run's final results."""
-    used_later: set[tuple[str, str]] = set()
-    out: list[tuple[str, str]] = []
-    for s in reversed(steps):
-        for f in reversed(s.outputs):
-            key = (f.path, f.digest)
-            if key not in used_later and key not in out:
-                out.append(key)
-        used_later.update((f.path, f.digest) for f in s.inputs)
-    return out[::-1]
+    return StepGraph(steps).results()
 
 
 def recorder_versions(steps: tuple[Step, ...]) -> list[str]:

@@ -23,19 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import dsse
 from ..bundle import Bundle
 from ..errors import NotFoundError
-from ..keys import PrivateKey
-from ._common import (
-    dumps,
-    hexof,
-    images,
-    origins,
-    recorder_versions,
-    run_span,
-    write_bytes,
-)
+from ..signing import dsse
+from ..signing.keys import PrivateKey
+from ._common import dumps, hexof, images, origins, recorder_versions, run_span, write_bytes
 
 __all__ = [
     "BUILDER_ID",

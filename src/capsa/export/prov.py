@@ -23,15 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..bundle import Bundle
-from ._common import (
-    end_time,
-    file_for,
-    hexof,
-    images,
-    recorder_versions,
-    start_time,
-    write_json,
-)
+from ._common import end_time, file_for, hexof, images, recorder_versions, start_time, write_json
 
 __all__ = ["VOCAB", "prov_document", "write_prov"]
 

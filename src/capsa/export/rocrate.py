@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .._atomic import atomic_output
+from .._internal.atomic import atomic_output
 from ..bundle import Bundle
 from ..errors import ExistsError, IntegrityError, NotFoundError, UsageError
 from ._common import (
@@ -130,7 +130,7 @@ def _license(text: str) -> tuple[dict[str, str], dict[str, Any]]:
 def _date_published(created: str | None) -> str:
     """The bundle's ``created``, else SOURCE_DATE_EPOCH, else today (UTC): RO-Crate 1.1 requires
     a ``datePublished``, and this is the only clock an export ever reads."""
-    from ..pack import created_timestamp
+    from ..bundle.pack import created_timestamp
 
     return created_timestamp(created) or time.strftime("%Y-%m-%d", time.gmtime())
 

@@ -1,0 +1,61 @@
+"""Write-to-temporary-then-rename, so a destination is either untouched or complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import ExistsError, NotFoundError
+
+__all__ = ["atomic_output"]
+
+
+@contextlib.contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], *, force: bool = False, mode: int = 0o644
+) -> Iterator[BinaryIO]:
+    """Yield a temporary file beside ``path``; on success rename it to ``path``.
+
+    Without ``force`` an existing ``path`` is never replaced, not even one that appears while
+    we write (the final step is a hard link, which fails if the name exists). The file is
+    created with mode 0600 and gets ``mode`` (less the umask) only once complete.
+    """
+    dest = Path(path)
+    if not force and os.path.lexists(dest):
+        raise ExistsError("destination exists", where=str(dest), hint="use --force to replace it")
+    parent = dest.parent
+    if not parent.is_dir():
+        raise NotFoundError("directory does not exist", where=str(parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode & ~_umask())
+        if force:
+            os.replace(tmp, dest)
+        else:
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                raise ExistsError(
+                    "destination appeared while writing",
+                    where=str(dest),
+                    hint="use --force to replace it",
+                ) from None
+            os.unlink(tmp)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,148 @@
+"""`capsa ls`, `capsa cat`, `capsa extract`, `capsa verify`: reading and checking bundles."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import capsa
+
+from ..errors import ExitCode
+from ._common import Commands, emit_json, human, progress, trusted_keys
+
+__all__ = ["register"]
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        members = b.members()
+        if args.json:
+            emit_json(
+                {
+                    "bundle": str(b.path),
+                    "id": b.id,
+                    "format": b.manifest.capsa,
+                    "members": [vars(m) for m in members],
+                }
+            )
+            return ExitCode.OK
+        rows = [
+            (m.role, human(m.size), human(m.stored_size), m.encoding, m.digest[7:19], m.path)
+            for m in members
+        ]
+        header = ("ROLE", "SIZE", "STORED", "ENCODING", "DIGEST", "PATH")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+        for r in [header, *rows]:
+            print("  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5])
+    return ExitCode.OK
+
+
+def cmd_cat(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        try:
+            b.copy_member(args.path, sys.stdout.buffer, offset=args.offset, length=args.length)
+        finally:
+            sys.stdout.buffer.flush()
+    return ExitCode.OK
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    with capsa.open(args.bundle) as b:
+        written = b.extract(
+            args.directory, args.paths or None, force=args.force, progress=progress(args)
+        )
+    if args.json:
+        emit_json(
+            {
+                "bundle": args.bundle,
+                "directory": args.directory,
+                "extracted": [str(p) for p in written],
+            }
+        )
+    elif not args.quiet:
+        print(f"extracted {len(written)} files into {args.directory}")
+    return ExitCode.OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    keys = trusted_keys(args)
+    with capsa.open(args.bundle) as b:
+        report = b.verify(
+            level=args.level,
+            keys=keys,
+            require_signature=args.require_signature,
+            jobs=args.jobs,
+            progress=progress(args),
+            deep=args.deep,
+        )
+    if args.json:
+        emit_json(
+            {
+                "bundle": report.bundle,
+                "id": report.bundle_id,
+                "level": report.level,
+                "ok": report.ok,
+                "blobs_checked": report.blobs_checked,
+                "bytes_checked": report.bytes_checked,
+                "signatures": [vars(c) for c in report.signatures],
+                "problems": [vars(p) for p in report.problems],
+            }
+        )
+    else:
+        for p in report.problems:
+            print(f"capsa: {p.kind} problem: {p.where}: {p.what}", file=sys.stderr)
+        if not args.quiet:
+            for c in report.signatures:
+                trust = "trusted" if c.trusted else "not trusted"
+                print(
+                    f"signature {c.keyid or '?'}: {c.status}, {trust}"
+                    + (f" ({c.reason})" if c.reason and c.status != "valid" else "")
+                )
+            verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
+            print(
+                f"{report.bundle}: {verdict} at level {report.level}; "
+                f"{report.blobs_checked} blobs, {human(report.bytes_checked)} checked; "
+                f"id {report.bundle_id}"
+            )
+    if report.ok:
+        return ExitCode.OK
+    return max(p.as_error().exit_code for p in report.problems)
+
+
+def register(c: Commands) -> None:
+    p = c.add("ls", cmd_ls, "list the files in a bundle")
+    p.add_argument("bundle")
+    p.add_argument("--json", action="store_true")
+    p = c.add("cat", cmd_cat, "write a member's bytes to standard output")
+    p.add_argument("bundle")
+    p.add_argument("path")
+    p.add_argument("--offset", type=int, default=0, help="start at this byte")
+    p.add_argument("--length", type=int, help="write at most this many bytes")
+    p = c.add("extract", cmd_extract, "extract members (all by default) into a directory")
+    p.add_argument("bundle")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("-C", "--directory", default=".", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.add_argument("--json", action="store_true")
+    p = c.add("verify", cmd_verify, "check a bundle: structure, digest of every blob, signatures")
+    p.add_argument("bundle")
+    p.add_argument(
+        "--level",
+        choices=("structure", "fixity", "full"),
+        default="full",
+        help="structure; fixity (+ every digest); full (+ signatures, default)",
+    )
+    c.trust_options(p)
+    p.add_argument(
+        "--require-signature",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fail unless a trusted key signed the bundle (default: when keys are given)",
+    )
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="also decompress every compressed blob and check its content digest",
+    )
+    p.add_argument("--jobs", type=int, default=2, metavar="N")
+    p.add_argument("--json", action="store_true")

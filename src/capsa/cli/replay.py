@@ -1,0 +1,156 @@
+"""`capsa replay`, `capsa diff`: re-running steps and comparing outputs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..containers.runtime import runtime_names
+from ..errors import ExistsError, ExitCode
+from ._common import Commands, emit_json, progress, signing_keys_for, trusted_keys
+
+__all__ = ["register"]
+
+
+def _print_replay(report: Any) -> None:
+    print(
+        f"replayed {report.bundle_id} ({len(report.steps)} steps, {report.mode} mode, "
+        f"runtime {report.runtime} {report.runtime_version})"
+    )
+    for st in report.steps:
+        extra = f" — {st.reason}" if st.reason else ""
+        print(f"step {st.name}: {st.status}{extra} ({st.duration_s:.1f} s)")
+        if st.stderr_tail and st.status != "ok":
+            for line in st.stderr_tail.rstrip().splitlines()[-5:]:
+                print(f"    | {line}")
+        for o in st.outputs:
+            print(f"  {o.verdict:<11} {o.path}" + (f"  ({o.note})" if o.note else ""))
+            for d in o.differences[:20]:
+                print(f"      {d.get('summary') or d}")
+            for d in o.ignored[:20]:
+                print(f"      ignored: {d.get('summary') or d}")
+    counts = report.counts()
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    print(f"verdict: {summary or 'nothing to compare'} → {'OK' if report.ok else 'NOT REPRODUCED'}")
+    if report.workdir:
+        print(f"work directories kept in {report.workdir}")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..replay.engine import EXIT_MISMATCH, replay
+
+    attest_keys = signing_keys_for([args.attest], args) if args.attest else []
+    if args.attest_output and os.path.lexists(args.attest_output) and not args.force:
+        raise ExistsError(
+            "attestation file exists", where=args.attest_output, hint="use --force to replace it"
+        )
+    report = replay(
+        args.bundle,
+        steps=args.step,
+        workdir=args.workdir,
+        runtime=args.runtime,
+        jobs=args.jobs,
+        keep=args.keep,
+        isolated=args.isolated,
+        keys=trusted_keys(args),
+        allow_unsigned=args.allow_unsigned,
+        timeout=args.timeout,
+        progress=progress(args),
+    )
+    doc = dataclasses.asdict(report) | {"ok": report.ok, "counts": report.counts()}
+    if args.attest:
+        from ..replay.attest import write_replay_attestation
+
+        out = write_replay_attestation(
+            doc, args.bundle, attest_keys, args.attest_output, force=args.force
+        )
+        if not args.json and not args.quiet:
+            print(f"signed replay attestation written to {out}")
+    if args.json:
+        emit_json(doc)
+    elif not args.quiet:
+        _print_replay(report)
+    return ExitCode.OK if report.ok else EXIT_MISMATCH
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..compare import hdf5 as h5compare
+    from ..compare import open_source
+
+    policy = h5compare.make_policy(args.ignore_attr, args.rtol, args.atol)
+    with open_source(args.a) as a, open_source(args.b) as b:
+        result = h5compare.compare(
+            a, b, policy, max_indices=args.max_indices, names=(args.a, args.b)
+        )
+    if args.json:
+        emit_json(result.as_dict())
+    elif not args.quiet:
+        print("\n".join(result.report()))
+    return ExitCode.DIFFERENT if result.verdict == "different" else ExitCode.OK
+
+
+def register(c: Commands) -> None:
+    p = c.add(
+        "replay", cmd_replay, "re-run a bundle's steps in their images and compare every output"
+    )
+    p.add_argument("bundle")
+    p.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="replay only this step (repeatable; default all)",
+    )
+    p.add_argument("--workdir", metavar="DIR", help="where step work directories are made")
+    p.add_argument("--runtime", default="auto", choices=runtime_names())
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps in parallel")
+    p.add_argument("--keep", action="store_true", help="keep the work directories")
+    p.add_argument(
+        "--isolated",
+        action="store_true",
+        help="feed each step the recorded inputs instead of replayed ones",
+    )
+    c.trust_options(p)
+    p.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="replay without checking signatures (fixity is still checked)",
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per step (default none)")
+    p.add_argument(
+        "--attest",
+        metavar="PRIVATE_KEY",
+        help="write the report as a signed DSSE in-toto attestation",
+    )
+    p.add_argument("--attest-output", metavar="FILE")
+    p.add_argument("--passphrase-file", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace an existing attestation file")
+    p.add_argument("--json", action="store_true")
+    p = c.add("diff", cmd_diff, "compare the content of two HDF5 files")
+    p.epilog = (
+        "B is the reference: 'missing' = only in B, 'extra' = only in A, relative "
+        "differences are relative to B. A or B may be BUNDLE.capsa:MEMBER. Exit codes: "
+        "0 identical or equivalent, 1 different, 3 not HDF5, 9 no such file."
+    )
+    p.add_argument("a", metavar="A")
+    p.add_argument("b", metavar="B")
+    p.add_argument(
+        "--ignore-attr",
+        action="append",
+        default=[],
+        metavar="OBJ@ATTR",
+        help="an attribute allowed to differ, e.g. /@kid, or *@kid at any object",
+    )
+    p.add_argument("--rtol", metavar="X", help="relative tolerance for floating-point values")
+    p.add_argument("--atol", metavar="X", help="absolute tolerance (also for integers)")
+    p.add_argument(
+        "--max-indices",
+        type=int,
+        default=10,
+        metavar="N",
+        help="differing indices to list per dataset (default 10)",
+    )
+    p.add_argument("--json", action="store_true")

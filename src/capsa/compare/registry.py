@@ -1,0 +1,195 @@
+"""The comparator registry and the one verdict rule (spec/replay.md §3).
+
+Comparators register by method with a cheap content sniff, and load on first use (h5py, uproot
+and the like stay unimported until a file of theirs is compared). ``compare`` is what replay and
+``capsa diff`` call: identical bytes first; then the policy's comparator; under the strict
+``bytes`` policy a comparator that recognises the files still *explains* what differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import NotFoundError, UsageError
+from ..format.policy import BytesPolicy, ComparePolicy, compare_policy
+from .base import Comparator, Comparison, Diff, Difference, Source
+
+__all__ = [
+    "ComparatorEntry",
+    "comparator",
+    "compare",
+    "detect",
+    "methods",
+    "register_comparator",
+    "same_bytes",
+]
+
+SNIFF_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class ComparatorEntry:
+    """A comparator as the registry knows it before loading it."""
+
+    method: str
+    label: str
+    """What it compares, for messages ("HDF5 content")."""
+    sniff: Callable[[bytes], bool] | None
+    """Whether the first SNIFF_BYTES of a file are of its kind (None: never by content)."""
+    load: Callable[[], Comparator]
+    equivalent_note: str = ""
+    """What never counts as content, said when an output is equivalent."""
+
+
+_REGISTRY: dict[str, ComparatorEntry] = {}
+_LOADED: dict[str, Comparator] = {}
+
+
+def register_comparator(entry: ComparatorEntry) -> None:
+    _REGISTRY[entry.method] = entry
+    _LOADED.pop(entry.method, None)
+
+
+def methods() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def entry(method: str) -> ComparatorEntry:
+    found = _REGISTRY.get(method)
+    if found is None:
+        raise UsageError(
+            f"unknown comparison {method!r}", hint=f"use one of {', '.join(methods())}"
+        )
+    return found
+
+
+def comparator(method: str) -> Comparator:
+    if method not in _LOADED:
+        _LOADED[method] = entry(method).load()
+    return _LOADED[method]
+
+
+def _head(source: Source) -> bytes:
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with Path(source).open("rb") as f:
+                return f.read(SNIFF_BYTES)
+        except FileNotFoundError:
+            raise NotFoundError("no such file", where=os.fspath(source)) from None
+        except IsADirectoryError:
+            return b""
+    source.seek(0)
+    data = source.read(SNIFF_BYTES)
+    source.seek(0)
+    return bytes(data)
+
+
+def detect(*sources: Source) -> str | None:
+    """The method whose sniff recognises every one of ``sources``, or None."""
+    heads = [_head(s) for s in sources]
+    for e in _REGISTRY.values():
+        if e.sniff is not None and all(e.sniff(h) for h in heads):
+            return e.method
+    return None
+
+
+@contextlib.contextmanager
+def _opened(source: Source) -> Iterator[BinaryIO | io.RawIOBase]:
+    if isinstance(source, (str, os.PathLike)):
+        with Path(source).open("rb") as f:
+            yield f
+    else:
+        source.seek(0)
+        try:
+            yield source
+        finally:
+            source.seek(0)
+
+
+def first_difference(a: Source, b: Source) -> tuple[int | None, int, int]:
+    """(offset of the first differing byte or None, size of a, size of b), streamed."""
+    with _opened(a) as fa, _opened(b) as fb:
+        sizes = []
+        for f in (fa, fb):
+            f.seek(0, os.SEEK_END)
+            sizes.append(f.tell())
+            f.seek(0)
+        offset = 0
+        while True:
+            x, y = _read_full(fa, 1 << 20), _read_full(fb, 1 << 20)
+            if x != y:
+                n = next((i for i, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), None)
+                return offset + (n if n is not None else min(len(x), len(y))), sizes[0], sizes[1]
+            if not x:
+                return None, sizes[0], sizes[1]
+            offset += len(x)
+
+
+def same_bytes(a: Source, b: Source) -> bool:
+    return first_difference(a, b)[0] is None
+
+
+def _read_full(f: Any, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at the end (raw files may return short reads)."""
+    data = f.read(n)
+    while data and len(data) < n:
+        more = f.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return bytes(data)
+
+
+def _label(source: Source, given: str | None) -> str:
+    if given:
+        return given
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    name = getattr(source, "name", None)
+    return str(name) if isinstance(name, (str, os.PathLike)) else f"<{type(source).__name__}>"
+
+
+def compare(
+    a: Source,
+    b: Source,
+    policy: ComparePolicy | None = None,
+    *,
+    method: str | None = None,
+    max_items: int = 10,
+    names: tuple[str, str] | None = None,
+) -> Comparison:
+    """The verdict on ``a`` against the reference ``b`` under ``policy`` (default: bytes).
+
+    ``identical`` when the bytes are; else the policy's comparator decides ``equivalent`` or
+    ``different``. Under ``bytes`` the verdict is ``different``, and ``method`` (or the
+    comparator that recognises both files) says what differs — or that the content is the same.
+    """
+    la, lb = _label(a, names and names[0]), _label(b, names and names[1])
+    offset, size_a, size_b = first_difference(a, b)
+    if offset is None:
+        return Comparison("identical", Diff(la, lb), method=policy.method if policy else "bytes")
+    policy = policy if policy is not None else BytesPolicy()
+    if policy.method != "bytes":
+        d = comparator(policy.method).diff(a, b, policy, max_items=max_items, names=(la, lb))
+        return Comparison("different" if d.differences else "equivalent", d, method=policy.method)
+    explain = method or detect(a, b)
+    if explain is None or explain == "bytes":
+        detail: dict[str, Any] = {"offset": offset, "size_a": size_a, "size_b": size_b}
+        detail["text"] = f"first differing byte at offset {offset} (sizes {size_a} and {size_b})"
+        return Comparison(
+            "different", Diff(la, lb, [Difference("", "bytes", detail)]), "bytes differ"
+        )
+    default = compare_policy(explain)
+    d = comparator(explain).diff(a, b, default, max_items=max_items, names=(la, lb))
+    note = (
+        ""
+        if d.differences
+        else (f"same {entry(explain).label} but different bytes; the policy is bytes")
+    )
+    return Comparison("different", d, note, method="bytes")

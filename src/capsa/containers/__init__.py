@@ -1,0 +1,1 @@
+"""Containers: SIF images and the runtimes that run a step inside one."""

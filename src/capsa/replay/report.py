@@ -1,0 +1,63 @@
+"""What replay found, as plain data: per output a verdict, per step a status (spec/replay.md §3).
+
+``capsa replay --json`` and the attestation predicate are these dataclasses as dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["OutputReport", "ReplayReport", "StepReport"]
+
+
+@dataclass
+class OutputReport:
+    path: str
+    verdict: str  # identical | equivalent | different | missing
+    expected: str
+    found: str | None = None
+    policy: str = "bytes"
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    ignored: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class StepReport:
+    name: str
+    status: str  # ok | failed | timeout | skipped
+    exit_code: int | None = None
+    recorded_exit_code: int = 0
+    duration_s: float = 0.0
+    stderr_tail: str = ""
+    stdout_identical: bool | None = None
+    reason: str = ""
+    outputs: list[OutputReport] = field(default_factory=list)
+
+
+@dataclass
+class ReplayReport:
+    bundle: str
+    bundle_id: str
+    runtime: str
+    runtime_version: str
+    mode: str  # chain | isolated
+    steps: list[StepReport] = field(default_factory=list)
+    workdir: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(
+            s.status == "ok" and all(o.verdict in ("identical", "equivalent") for o in s.outputs)
+            for s in self.steps
+        )
+
+    def counts(self) -> dict[str, int]:
+        c: dict[str, int] = {}
+        for s in self.steps:
+            for o in s.outputs:
+                c[o.verdict] = c.get(o.verdict, 0) + 1
+            if s.status != "ok":
+                c[s.status] = c.get(s.status, 0) + 1
+        return c
