@@ -11,7 +11,23 @@ from typing import BinaryIO
 
 from ..errors import ExistsError, NotFoundError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "check_destination"]
+
+
+def check_destination(path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """The one check before writing a file: ``path`` must not exist (unless ``force``), must not
+    be a directory, and its directory must exist. Raises ExistsError / NotFoundError."""
+    dest = Path(path)
+    if os.path.lexists(dest):
+        if dest.is_dir() and not dest.is_symlink():
+            raise ExistsError("destination is a directory", where=str(dest), hint="name a file")
+        if not force:
+            raise ExistsError(
+                "destination exists", where=str(dest), hint="use --force to replace it"
+            )
+    if not dest.parent.is_dir():
+        raise NotFoundError("directory does not exist", where=str(dest.parent))
+    return dest
 
 
 @contextlib.contextmanager
@@ -24,12 +40,8 @@ def atomic_output(
     we write (the final step is a hard link, which fails if the name exists). The file is
     created with mode 0600 and gets ``mode`` (less the umask) only once complete.
     """
-    dest = Path(path)
-    if not force and os.path.lexists(dest):
-        raise ExistsError("destination exists", where=str(dest), hint="use --force to replace it")
+    dest = check_destination(path, force=force)
     parent = dest.parent
-    if not parent.is_dir():
-        raise NotFoundError("directory does not exist", where=str(parent))
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
     try:
         with os.fdopen(fd, "w+b") as f:

@@ -9,12 +9,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import capsa
 
-from ..errors import ExistsError, NotFoundError, UsageError
+from ..errors import UsageError
 from ._keys import signing_keys
 
 __all__ = ["add_parsers", "cmd_export"]
@@ -74,19 +73,6 @@ def add_parsers(
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
 
 
-def _check_file_target(path: str, force: bool) -> None:
-    if path == "-":
-        return
-    p = Path(path)
-    if os.path.lexists(p):
-        if p.is_dir() and not p.is_symlink():
-            raise ExistsError("destination is a directory", where=path, hint="name a file")
-        if not force:
-            raise ExistsError("destination exists", where=path, hint="use --force to replace it")
-    if not p.parent.is_dir():
-        raise NotFoundError("directory does not exist", where=str(p.parent))
-
-
 def _validate(args: argparse.Namespace) -> None:
     targets = [t for t in (args.ro_crate, args.in_toto, args.prov) if t]
     if not targets:
@@ -108,56 +94,34 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError("two exports name the same target")
 
 
+# Which registered exporter each option names.
+_OPTIONS = {"ro_crate": "ro-crate", "in_toto": "in-toto", "prov": "prov-json"}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..export import rocrate as ro
-    from ..export.intoto import intoto_statement, write_intoto
-    from ..export.prov import prov_document, write_prov
+    from ..export.registry import exporter
 
     _validate(args)
-    force = bool(args.force)
     quiet = bool(getattr(args, "quiet", False))
+    options: dict[str, Any] = {
+        "force": bool(args.force),
+        "progress": False if quiet or args.json else None,
+        "metadata_only": bool(args.metadata_only),
+        "subjects": args.subject,
+    }
+    wanted = [(exporter(name), getattr(args, opt)) for opt, name in _OPTIONS.items()]
+    wanted = [(e, target) for e, target in wanted if target]
     with capsa.open(args.bundle) as b:
         # Check everything before writing anything: a bad subject, an existing target or a
         # missing key leaves no file half-exported.
-        if args.ro_crate:
-            ro.crate_metadata(b)
-            ro.check_target(args.ro_crate, force=force)
-        if args.in_toto:
-            intoto_statement(b, args.subject or None)
-            _check_file_target(args.in_toto, force)
-        if args.prov:
-            prov_document(b)
-            _check_file_target(args.prov, force)
-        keys = signing_keys(args.key, args.passphrase_file) if args.key else []
-
-        written: list[dict[str, Any]] = []
-        if args.ro_crate:
-            ro.write_crate(
-                b,
-                args.ro_crate,
-                metadata_only=args.metadata_only,
-                force=force,
-                progress=False if quiet or args.json else None,
-            )
-            kind = "zip" if args.ro_crate.lower().endswith(".zip") else "directory"
-            written.append(
-                {
-                    "format": "ro-crate",
-                    "path": args.ro_crate,
-                    "kind": kind,
-                    "metadata_only": bool(args.metadata_only),
-                    "actions": len(b.manifest.steps),
-                }
-            )
-        if args.in_toto:
-            write_intoto(b, args.in_toto, keys=keys, subjects=args.subject or None, force=force)
-            written.append(
-                {"format": "in-toto", "path": args.in_toto, "signed_by": [k.keyid for k in keys]}
-            )
-        if args.prov:
-            write_prov(b, args.prov, force=force)
-            written.append({"format": "prov-json", "path": args.prov})
-        to_stdout = "-" in (args.in_toto, args.prov)
+        for e, target in wanted:
+            e.check(b, target, options)
+        options["keys"] = signing_keys(args.key, args.passphrase_file) if args.key else []
+        written = [
+            {"format": e.name, "path": target, **e.write(b, target, options)}
+            for e, target in wanted
+        ]
+        to_stdout = "-" in (t for _, t in wanted)
         if args.json and not to_stdout:
             sys.stdout.write(
                 json.dumps(
@@ -169,14 +133,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             )
         elif not quiet:
             out = sys.stderr if to_stdout else sys.stdout
-            for w in written:
-                if w["path"] == "-":
+            for (e, target), w in zip(wanted, written, strict=True):
+                if target == "-":
                     continue
-                extra = ""
-                if w["format"] == "ro-crate":
-                    extra = f" ({w['kind']}, {w['actions']} actions"
-                    extra += ", metadata only)" if w["metadata_only"] else ")"
-                elif w["format"] == "in-toto" and w["signed_by"]:
-                    extra = f" (DSSE, signed by {', '.join(w['signed_by'])})"
-                print(f"{w['format']} written to {w['path']}{extra}", file=out)
+                note = e.describe(w)
+                print(f"{e.name} written to {target}" + (f" ({note})" if note else ""), file=out)
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
+from .._internal.atomic import check_destination
 from ..containers.runtime import runtime_names
-from ..errors import ExistsError, ExitCode
+from ..errors import ExitCode
 from ._common import Commands, emit_json, progress, signing_keys_for, trusted_keys
 
 __all__ = ["register"]
@@ -43,10 +43,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from ..replay.engine import EXIT_MISMATCH, replay
 
     attest_keys = signing_keys_for([args.attest], args) if args.attest else []
-    if args.attest_output and os.path.lexists(args.attest_output) and not args.force:
-        raise ExistsError(
-            "attestation file exists", where=args.attest_output, hint="use --force to replace it"
-        )
+    if args.attest_output:
+        check_destination(args.attest_output, force=args.force)
     report = replay(
         args.bundle,
         steps=args.step,

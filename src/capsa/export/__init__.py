@@ -27,12 +27,18 @@ from __future__ import annotations
 
 from .intoto import intoto_statement, write_intoto
 from .prov import prov_document, write_prov
-from .rocrate import crate_metadata, write_crate
+from .registry import Exporter, exporter, exporters, register_exporter
+from .rocrate import crate_metadata
+from .rocrate_files import write_crate
 
 __all__ = [
+    "Exporter",
     "crate_metadata",
+    "exporter",
+    "exporters",
     "intoto_statement",
     "prov_document",
+    "register_exporter",
     "write_crate",
     "write_intoto",
     "write_prov",

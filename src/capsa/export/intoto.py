@@ -17,7 +17,6 @@ over the compact JSON of the statement (spec/signing.md describes the envelope).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any
 
 from ..bundle import Bundle
 from ..errors import NotFoundError
-from ..signing import dsse
+from ..signing import intoto
+from ..signing.intoto import PAYLOAD_TYPE, STATEMENT_TYPE
 from ..signing.keys import PrivateKey
 from ._common import dumps, hexof, images, origins, recorder_versions, run_span, write_bytes
 
@@ -39,11 +39,9 @@ __all__ = [
     "write_intoto",
 ]
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:capsa:buildtype:replay-steps:v1"
 BUILDER_ID = "urn:capsa:recorder"
-PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
 def _descriptor(
@@ -125,11 +123,10 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
     run_details: dict[str, Any] = {"builder": builder, "metadata": metadata}
     if byproducts:
         run_details["byproducts"] = byproducts
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [_descriptor(p, m.files[p].digest) for p in chosen],
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {
+    return intoto.statement(
+        [_descriptor(p, m.files[p].digest) for p in chosen],
+        PREDICATE_TYPE,
+        {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
@@ -141,13 +138,6 @@ def intoto_statement(bundle: Bundle, subjects: Sequence[str] | None = None) -> d
             },
             "runDetails": run_details,
         },
-    }
-
-
-def statement_payload(statement: dict[str, Any]) -> bytes:
-    """The bytes a DSSE envelope signs: compact JSON, sorted keys."""
-    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
     )
 
 
@@ -162,6 +152,5 @@ def write_intoto(
     """Write the statement to ``out`` (``-``: standard output); signed with ``keys`` if given."""
     statement = intoto_statement(bundle, subjects)
     if keys:
-        env = dsse.sign(PAYLOAD_TYPE, statement_payload(statement), list(keys))
-        return write_bytes(env.to_json() + b"\n", out, force=force)
+        return write_bytes(intoto.sign(statement, keys) + b"\n", out, force=force)
     return write_bytes(dumps(statement), out, force=force)

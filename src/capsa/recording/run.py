@@ -328,6 +328,6 @@ def _run(
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__

@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from .._internal.atomic import atomic_output
-from ..errors import ExistsError, NotFoundError, SignatureError
+from .._internal.atomic import atomic_output, check_destination
+from ..errors import NotFoundError, SignatureError
 
 __all__ = ["PrivateKey", "PublicKey", "key_id", "keygen", "load_private_key", "load_public_key"]
 
@@ -192,8 +192,7 @@ def keygen(
     priv_path = base.with_name(base.name + ".key")
     pub_path = base.with_name(base.name + ".pub")
     for p in (priv_path, pub_path):
-        if not force and os.path.lexists(p):
-            raise ExistsError("key file exists", where=str(p), hint="use --force to replace it")
+        check_destination(p, force=force)
     key = ed25519.Ed25519PrivateKey.generate()
     enc: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase)

@@ -90,14 +90,9 @@ def _history(
             "no recorded step produced this file", where=target, hint="it may be an original input"
         )
     chosen = graph.closure([target], before=last + 1)
-    produced = {(o.path, o.digest) for i in chosen for o in steps[i].outputs}
-    origins: dict[tuple[str, str], None] = {}
     out = []
     for i in chosen:
         s = steps[i]
-        for f in s.inputs:
-            if (f.path, f.digest) not in produced:
-                origins[(f.path, f.digest)] = None
         h = HistoryStep(
             s.name,
             list(s.argv),
@@ -115,7 +110,8 @@ def _history(
                 setattr(h, k, v)
         out.append(h)
     found = digest or next(o.digest for o in steps[last].outputs if o.path == target)
-    return History(target, found, [{"path": p, "digest": d} for p, d in origins], out, source)
+    origins = [{"path": p, "digest": d} for p, d in graph.origins(chosen)]
+    return History(target, found, origins, out, source)
 
 
 def bundle_history(b: Bundle, path: str | None = None) -> History:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from dataclasses import dataclass
 
 from ...errors import RuntimeError_, UsageError
-from ...format.source import ByteSource
+from .base import CONTAINER_HOME, DEFAULT_PATH, Mount, RunResult, RunSpec, Runtime
 
 __all__ = [
     "CONTAINER_HOME",
     "DEFAULT_PATH",
+    "Mount",
     "RunResult",
     "RunSpec",
     "Runtime",
@@ -29,66 +28,6 @@ __all__ = [
     "register_runtime",
     "runtime_names",
 ]
-
-CONTAINER_HOME = "/home/capsa"
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-@dataclass(frozen=True)
-class Mount:
-    source: Path
-    target: str
-    readonly: bool = False
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What to run: image file (and its digest, the cache key), command, environment, mounts."""
-
-    image: Path | ByteSource
-    """The SIF: a file, or a byte source holding it (an image blob read in place from a bundle,
-    local or remote); a runtime that needs a file of its own asks ``image_extent``."""
-    image_digest: str
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    workdir: str
-    work_source: Path
-    binds: tuple[Mount, ...] = ()
-    network: bool = False
-    timeout: float | None = None
-    hide: tuple[str, ...] = ()
-    """Container paths covered by an empty read-only directory (the journal in ``/work``)."""
-
-    def image_extent(self) -> tuple[Path, int] | None:
-        """(file, offset) where the SIF's bytes lie in a local file, or None (remote)."""
-        if isinstance(self.image, Path):
-            return self.image, 0
-        return self.image.local_extent()
-
-
-@dataclass
-class RunResult:
-    exit_code: int
-    stdout: Path
-    stderr: Path
-    runtime: str
-    version: str
-    timed_out: bool = False
-    command: list[str] = field(default_factory=list)
-
-
-class Runtime(Protocol):
-    name: str
-
-    def version(self) -> str: ...
-
-    def run(
-        self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False
-    ) -> RunResult: ...
-
-    def needs_file(self) -> bool:
-        """True when the image must be a SIF file of its own (not a range of another file)."""
-        ...
 
 
 @dataclass(frozen=True)

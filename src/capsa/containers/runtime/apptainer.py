@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 from ...errors import RuntimeError_
-from . import CONTAINER_HOME, RunResult, RunSpec
 from ._proc import run_captured
+from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import cache_root
 
 __all__ = ["ApptainerRuntime"]

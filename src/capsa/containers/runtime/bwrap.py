@@ -16,8 +16,8 @@ from pathlib import Path
 from ..._internal.fs import open_dir, open_root
 from ...errors import RuntimeError_
 from ..sif import open_sif
-from . import CONTAINER_HOME, RunResult, RunSpec
 from ._proc import run_captured
+from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
 
 __all__ = ["BwrapRuntime"]

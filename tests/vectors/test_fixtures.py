@@ -25,7 +25,7 @@ import pytest
 import capsa
 from capsa.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
 BUNDLES = FIXTURES / "bundles"
 EXPECTED: dict[str, dict[str, Any]] = json.loads(

@@ -17,7 +17,9 @@ from capsa.format.manifest import RuntimeInfo, Step, StepFile
 from capsa.signing import dsse
 from capsa.signing.keys import keygen, load_public_key
 from conftest import CliResult
-from containers import image
+from images import image
+
+pytestmark = pytest.mark.container  # real containers (bwrap) and built test images
 
 SELECT = """
 import h5py, numpy as np

@@ -11,7 +11,7 @@ from capsa.containers.sif import open_sif
 from capsa.errors import FormatError, NotFoundError
 from capsa.signing.keys import load_public_key
 
-SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
+SIF = Path(__file__).resolve().parents[2] / "fixtures" / "sif"
 KEYS = [SIF / "keys" / f"{k}-public.pem" for k in ("ed25519", "rsa", "ecdsa")]
 
 

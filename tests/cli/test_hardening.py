@@ -18,8 +18,10 @@ from capsa.errors import FormatError
 from capsa.recording.journal import Journal
 from capsa.signing.keys import keygen, load_private_key
 from conftest import capsa_subprocess
-from containers import image
 from hostile import digest, step, write_bundle
+from images import image
+
+pytestmark = pytest.mark.container  # real containers (bwrap) and built test images
 
 SECRET = b"host secret: never in a bundle\n"
 

@@ -15,7 +15,7 @@ from capsa.errors import ExistsError, NotFoundError, SignatureError
 from capsa.signing import dsse
 from capsa.signing.keys import keygen, load_private_key, load_public_key
 
-SIF_KEYS = Path(__file__).resolve().parents[1] / "fixtures" / "sif" / "keys"
+SIF_KEYS = Path(__file__).resolve().parents[2] / "fixtures" / "sif" / "keys"
 
 
 def test_keygen_writes_private_key_0600_and_public_pem(tmp_path: Path) -> None:

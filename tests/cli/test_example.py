@@ -13,7 +13,9 @@ import pytest
 
 import capsa
 from capsa.cli.main import main
-from containers import ROOT, image
+from images import ROOT, image
+
+pytestmark = pytest.mark.container  # real containers (bwrap) and built test images
 
 EXAMPLE = ROOT / "examples" / "km3net"
 

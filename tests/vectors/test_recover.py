@@ -19,7 +19,7 @@ import capsa
 if TYPE_CHECKING:
     from conftest import Corpus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RECOVER = ROOT / "spec" / "recover.sh"
 BUNDLES = ROOT / "fixtures" / "bundles"
 TOOLS = ("sh", "unzip", "zstd", "jq", "sha256sum")

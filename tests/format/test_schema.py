@@ -9,7 +9,7 @@ from pathlib import Path
 
 from capsa.format.manifest import FORMAT_VERSION, schema_text
 
-SPEC = Path(__file__).resolve().parents[1] / "spec"
+SPEC = Path(__file__).resolve().parents[2] / "spec"
 
 
 def test_committed_schema_matches_models() -> None:

@@ -19,9 +19,11 @@ from capsa.containers.runtime.cache import MARKER, ImageCache
 from capsa.containers.sif import SifObject, write_sif
 from capsa.errors import FormatError, RuntimeError_, UsageError
 from capsa.format.digest import sha256_file
-from containers import image
+from images import image
 
-SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
+pytestmark = pytest.mark.container  # real containers (bwrap) and built test images
+
+SIF = Path(__file__).resolve().parents[2] / "fixtures" / "sif"
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ import pytest
 import capsa
 from capsa.recording.journal import Journal
 from conftest import CliResult
-from containers import image
+from images import image
+
+pytestmark = pytest.mark.container  # real containers (bwrap) and built test images
 
 WRITE_H5 = """
 import sys, h5py, numpy as np

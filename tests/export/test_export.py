@@ -42,7 +42,7 @@ from capsa.signing.keys import keygen, load_private_key, load_public_key
 rocrate_lib = pytest.importorskip("rocrate.rocrate", reason="the rocrate library validates crates")
 prov_model = pytest.importorskip("prov.model", reason="the prov library validates PROV-JSON")
 
-SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
+SIF = Path(__file__).resolve().parents[2] / "fixtures" / "sif"
 HOSTNAME = "node17.secret-cluster.example"
 
 

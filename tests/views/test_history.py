@@ -16,7 +16,7 @@ from capsa.format.digest import sha256_file
 from capsa.format.manifest import HostInfo, RuntimeInfo, Step, StepFile
 from capsa.recording.journal import Journal
 
-SIF = Path(__file__).resolve().parents[1] / "fixtures" / "sif"
+SIF = Path(__file__).resolve().parents[2] / "fixtures" / "sif"
 
 
 @pytest.fixture
