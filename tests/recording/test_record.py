@@ -147,10 +147,35 @@ def test_interrupted_step_leaves_the_journal_intact(
     assert [e.step.name for e in Journal(project).entries()] == ["one"]
 
 
-def test_step_names_are_unique(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
-    assert _run(cli, busybox, "--name", "same", "--", "true").rc == 0
-    r = _run(cli, busybox, "--name", "same", "--", "true")
-    assert r.rc == 2 and "already recorded" in r.err
+def test_recording_a_name_again_supersedes_it(project: Path, busybox: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        _run(
+            cli, busybox, "--name", "same", "--output", "a.txt", "--", "sh", "-c", "echo 1 > a.txt"
+        ).rc
+        == 0
+    )
+    assert (
+        _run(
+            cli, busybox, "--name", "same", "--output", "a.txt", "--", "sh", "-c", "echo 2 > a.txt"
+        ).rc
+        == 0
+    )
+    journal = Journal(project)
+    assert [e.seq for e in journal.entries()] == [1, 2]
+    (live,) = journal.current()
+    assert live.seq == 2
+    r = cli("log", "--all")
+    assert b"superseded" in r.out and r.out.count(b"same") == 2
+    assert cli("log").out.count(b"same") == 1
+    r = cli("pack", "-o", "b.capsa", "--from-journal")
+    assert r.rc == 0, r.err
+    with capsa.open(project / "b.capsa") as b:
+        (step,) = b.manifest.steps
+        assert step.name == "same" and step.argv[-1] == "echo 2 > a.txt"
+    assert cli("forget", "same").rc == 0
+    assert Journal(project).current() == []
+    r = cli("forget", "same")
+    assert r.rc == 9 and "no recorded step" in r.err
 
 
 def test_log_and_pack_from_journal_take_exactly_the_lineage(

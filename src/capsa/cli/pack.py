@@ -7,6 +7,7 @@ from typing import Any
 
 import capsa
 
+from ..compare.options import policies_for
 from ..errors import ExitCode, UsageError
 from ._common import Commands, emit_json, human, progress, signing_keys_for
 
@@ -18,12 +19,29 @@ def _parse_role(text: str) -> tuple[str, str]:
     return (pattern, role) if sep else ("*", role)
 
 
+def _pack_policies(args: argparse.Namespace) -> dict[str, Any]:
+    """Policies set at pack time: ``--compare PATH=METHOD`` etc. name the output (ignored
+    attributes ``PATH=OBJ@ATTR``)."""
+    values = [*args.compare, *args.rtol, *args.atol]
+    ignores = [v for v in args.ignore_attr if "=" in v and not v.startswith(("/", "*"))]
+    if len(ignores) != len(args.ignore_attr) or any("=" not in v for v in values):
+        raise UsageError(
+            "at pack time, comparison options name the output",
+            hint="e.g. --compare hist.h5=hdf5 --ignore-attr hist.h5=/@kid",
+        )
+    named = sorted({v.rpartition("=")[0] for v in values} | {v.partition("=")[0] for v in ignores})
+    return policies_for(
+        named, compare=args.compare, ignore_attr=args.ignore_attr, rtol=args.rtol, atol=args.atol
+    )
+
+
 def _pack_from_journal(args: argparse.Namespace) -> Any:
     from ..recording.lineage import pack_from_journal
 
     return pack_from_journal(
         args.output,
         args.paths,
+        compare=_pack_policies(args),
         title=args.title,
         description=args.description,
         authors=args.author,
@@ -42,6 +60,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
             raise UsageError("--role and --identifier are set from the journal with --from-journal")
         result = _pack_from_journal(args)
     else:
+        if args.compare or args.ignore_attr or args.rtol or args.atol:
+            raise UsageError("comparison options apply to recorded steps: use --from-journal")
         if not args.paths:
             raise UsageError(
                 "nothing to pack", hint="name files or directories, or use --from-journal"
@@ -146,6 +166,17 @@ def register(c: Commands) -> None:
         action="store_true",
         help="pack the recorded steps behind the given outputs (all if none)",
     )
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="PATH=METHOD",
+        help="with --from-journal: replace the recorded comparison policy of an output "
+        "(recorded as set at pack time)",
+    )
+    p.add_argument("--ignore-attr", action="append", default=[], metavar="PATH=OBJ@ATTR")
+    p.add_argument("--rtol", action="append", default=[], metavar="PATH=X")
+    p.add_argument("--atol", action="append", default=[], metavar="PATH=X")
     p.add_argument("--title", default="")
     p.add_argument("--description", default="")
     p.add_argument("--author", action="append", default=[], metavar="NAME")

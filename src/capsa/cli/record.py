@@ -41,9 +41,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         network=args.network,
         timeout=args.timeout,
         provenance=args.provenance,
+        binds=args.bind,
+        capture=args.capture,
         echo=not args.json,
     )
     e = outcome.entry
+    if outcome.capture_fallback and not args.quiet:
+        print(
+            f"capsa: warning: no overlay ({outcome.capture_fallback}); the step's writes were "
+            "found by comparing snapshots, and steps in this project run one at a time",
+            file=sys.stderr,
+        )
     if args.json:
         emit_json(e.model_dump(mode="json", exclude_none=True))
     elif not args.quiet:
@@ -58,6 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "capsa: undeclared outputs recorded: " + ", ".join(e.undeclared_outputs),
                 file=sys.stderr,
             )
+        if e.deleted:
+            print("capsa: the step deleted: " + ", ".join(e.deleted), file=sys.stderr)
     if outcome.exit_code != 0:
         return outcome.exit_code
     return ExitCode.OK if e.status == "ok" else 1
@@ -66,16 +76,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     from ..recording.journal import Journal, find_project
 
-    entries = Journal(find_project()).entries()
+    journal = Journal(find_project())
+    entries = journal.entries()
+    live = {e.seq for e in journal.current()} if not args.all else None
+    shown = [e for e in entries if live is None or e.seq in live]
     if args.json:
-        emit_json([e.model_dump(mode="json", exclude_none=True) for e in entries])
+        emit_json([e.model_dump(mode="json", exclude_none=True) for e in shown])
         return ExitCode.OK
-    for e in entries:
+    latest = {e.step.name: e.seq for e in entries}
+    for e in shown:
         outs = ", ".join(o.path for o in e.step.outputs) or "-"
+        status = (
+            e.status if latest[e.step.name] == e.seq or e.status == "forgotten" else "superseded"
+        )
         print(
-            f"#{e.seq:<3} {e.step.name:<16} {e.status:<6} image {e.step.image[7:19]}  "
+            f"#{e.seq:<3} {e.step.name:<16} {status:<10} image {e.step.image[7:19]}  "
             f"{' '.join(e.step.argv)}  → {outs}"
         )
+    return ExitCode.OK
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from ..recording.journal import Journal, find_project
+
+    entry = Journal(find_project()).forget(args.name)
+    if args.json:
+        emit_json({"forgotten": args.name, "seq": entry.seq})
+    elif not args.quiet:
+        print(f"forgot step {args.name!r} (its records stay in `capsa log --all`)")
     return ExitCode.OK
 
 
@@ -122,9 +150,32 @@ def register(c: Commands) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="attach the tool's own provenance log (ctapipe, km3pipe .prov.json)",
+        help="attach the tool's own provenance log (ctapipe, km3pipe .prov.json); an "
+        "annotation, never compared",
+    )
+    p.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="HOST_PATH[:CONTAINER_PATH][:ro]",
+        help="make data outside the work directory visible to the step; inputs under it are "
+        "recorded with their container path (repeatable)",
+    )
+    p.add_argument(
+        "--capture",
+        default="auto",
+        choices=("auto", "overlay", "snapshot"),
+        help="how the step's writes are found: an overlay of the work directory (exact, "
+        "parallel-safe), a snapshot diff (serial), or auto (overlay when possible)",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND ARGS...")
     p = c.add("log", cmd_log, "list the steps recorded in this work directory")
+    p.add_argument(
+        "--all", action="store_true", help="also superseded and forgotten records (the history)"
+    )
+    p.add_argument("--json", action="store_true")
+
+    p = c.add("forget", cmd_forget, "drop a recorded step (it is no longer packed)")
+    p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true")

@@ -125,10 +125,17 @@ class Bind(_Model):
 
 class StepFile(_Model):
     path: LogicalPath
-    """Path relative to the step's work directory, and the file's path in the bundle."""
+    """Path relative to the step's work directory, and the file's path in the bundle (for an
+    input under a bind: ``binds/<target>/<path below the target>``, and ``at`` says where)."""
     digest: Digest
     compare: ComparePolicy | None = None
     """Outputs only: how replay compares it; absent means identical bytes."""
+    compare_set: Literal["pack"] | None = None
+    """(1.2) ``pack`` when ``compare`` was set when packing (``capsa pack --compare``), not when
+    the step was recorded."""
+    at: ContainerPath | None = None
+    """(1.2) Inputs outside the work directory only: the file's path in the container, below
+    one of the step's ``binds`` targets."""
 
 
 class RuntimeInfo(_Model):
@@ -182,6 +189,9 @@ class Step(_Model):
     """Where and when it was recorded (format 1.1); not part of what replay reproduces."""
     provenance: tuple[ProvenanceRecord, ...] = ()
     """The tool's own provenance logs (format 1.1); annotations, not reproduced by replay."""
+    dirs: tuple[LogicalPath, ...] | None = None
+    """(1.2) Directories of the work directory that existed before the step and that its
+    outputs were written into; replay makes them before the step runs."""
 
 
 class Manifest(_Model):
@@ -215,6 +225,16 @@ class Manifest(_Model):
             raise ValueError(f"path {conflict!r} is both a file and a directory")
         names: set[str] = set()
         for s in self.steps:
+            targets = [b.target for b in s.binds]
+            for sf in s.inputs:
+                if sf.at is not None and not any(
+                    sf.at == t or sf.at.startswith(t + "/") for t in targets
+                ):
+                    raise ValueError(
+                        f"step {s.name!r}: input {sf.path!r} is at {sf.at!r}, below no bind"
+                    )
+            if any(sf.at is not None for sf in s.outputs):
+                raise ValueError(f"step {s.name!r}: outputs are in the work directory only")
             if s.name in names:
                 raise ValueError(f"two steps are named {s.name!r}")
             names.add(s.name)

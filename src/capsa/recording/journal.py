@@ -19,12 +19,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import FormatError
+from ..errors import FormatError, NotFoundError
 from ..format.canonical import canonical_json
 from ..format.digest import format_digest, parse_digest
 from ..format.manifest import Step
 
-__all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "find_project"]
+__all__ = ["JOURNAL_VERSION", "Journal", "JournalEntry", "current", "find_project"]
 
 JOURNAL_VERSION = "1"
 STATE_DIR = ".capsa"
@@ -42,8 +42,22 @@ class JournalEntry(BaseModel):
     """Absolute path of the SIF image on the recording host."""
     undeclared_outputs: tuple[str, ...] = ()
     """Outputs found in the work directory that the command line did not declare."""
-    status: Literal["ok", "failed"]
+    deleted: tuple[str, ...] = ()
+    """Paths of the work directory the step removed."""
+    capture: Literal["overlay", "snapshot", ""] = ""
+    """How the step's writes were found (spec/recording.md §3.1); empty in older records."""
+    status: Literal["ok", "failed", "forgotten"]
+    """``forgotten``: a ``capsa forget`` tombstone for the step of that name."""
     reason: str = ""
+
+
+def current(entries: list[JournalEntry]) -> list[JournalEntry]:
+    """The latest record of each step name, in recording order: a later record of a name
+    supersedes the earlier ones, a ``forgotten`` tombstone drops the name."""
+    latest: dict[str, JournalEntry] = {}
+    for e in sorted(entries, key=lambda e: e.seq):
+        latest[e.step.name] = e
+    return sorted((e for e in latest.values() if e.status != "forgotten"), key=lambda e: e.seq)
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -76,6 +90,24 @@ class Journal:
                     hint="move it aside; other records are unaffected",
                 ) from e
         return sorted(out, key=lambda e: e.seq)
+
+    def current(self) -> list[JournalEntry]:
+        """The latest record of each step name (see :func:`current`)."""
+        return current(self.entries())
+
+    def forget(self, name: str) -> JournalEntry:
+        """Drop the step ``name`` from what is packed (its records stay, for ``log --all``)."""
+        found = [e for e in self.current() if e.step.name == name]
+        if not found:
+            raise NotFoundError(
+                f"no recorded step named {name!r}",
+                where=str(self.dir),
+                hint="`capsa log` lists them",
+            )
+        last = found[-1]
+        return self.append(
+            step=last.step, image_path=last.image_path, status="forgotten", reason="capsa forget"
+        )
 
     def next_seq(self) -> int:
         existing = [int(p.stem) for p in self.dir.glob("[0-9]*.json")] if self.dir.is_dir() else []

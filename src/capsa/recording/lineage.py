@@ -10,8 +10,10 @@ from pathlib import Path, PurePosixPath
 from .._internal.fs import ConfinedPath
 from ..bundle.pack import PackResult, pack
 from ..errors import IntegrityError, NotFoundError, UsageError
+from ..format.manifest import Step, StepFile
+from ..format.policy import ComparePolicy
 from .graph import StepGraph
-from .journal import Journal, JournalEntry, find_project
+from .journal import Journal, JournalEntry, current, find_project
 
 __all__ = ["Lineage", "lineage", "pack_from_journal", "select_steps"]
 
@@ -26,7 +28,7 @@ class Lineage:
 
 def select_steps(entries: list[JournalEntry], outputs: Sequence[str] = ()) -> list[JournalEntry]:
     """Successful journal steps that produced ``outputs`` (all if none), transitively, in order."""
-    ok = [e for e in entries if e.status == "ok"]
+    ok = [e for e in current(entries) if e.status == "ok"]
     if not outputs:
         return ok
     return [ok[i] for i in StepGraph([e.step for e in ok]).closure(outputs)]
@@ -89,7 +91,7 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
         )
         for i in e.step.inputs:
             if graph.producer(i.path, i.digest, k) is None:
-                add(i.path, ConfinedPath(project, i.path), "input", i.digest)
+                add(i.path, _host_file(project, e.step, i), "input", i.digest)
         for out in e.step.outputs:
             produced_later.add((out.path, out.digest))
             role = "intermediate" if (out.path, out.digest) in consumed else "output"
@@ -103,11 +105,49 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
     return Lineage(steps, files)
 
 
+def _host_file(project: Path, step: Step, f: StepFile) -> ConfinedPath:
+    """Where an input is on the recording host: in the project, or below one of its binds
+    (``Bind.source`` is the recording host's path)."""
+    if f.at is None:
+        return ConfinedPath(project, f.path)
+    for b in step.binds:
+        if f.at == b.target:
+            src = Path(b.source)
+            return ConfinedPath(src.parent, src.name)
+        if f.at.startswith(b.target + "/"):
+            return ConfinedPath(Path(b.source), f.at[len(b.target) + 1 :])
+    raise IntegrityError("input outside the work directory and every bind", where=f.path)
+
+
+def with_policies(steps: list[Step], policies: dict[str, ComparePolicy]) -> list[Step]:
+    """``steps`` with the comparison policy of the outputs ``policies`` names replaced (set at
+    pack time: ``compare_set`` is ``pack``)."""
+    if not policies:
+        return steps
+    named = set(policies)
+    out = []
+    for s in steps:
+        outputs = tuple(
+            o.model_copy(update={"compare": policies[o.path], "compare_set": "pack"})
+            if o.path in policies
+            else o
+            for o in s.outputs
+        )
+        named -= {o.path for o in s.outputs}
+        out.append(s.model_copy(update={"outputs": outputs}))
+    if named:
+        raise UsageError(
+            "a comparison option names a path no packed step wrote", where=sorted(named)[0]
+        )
+    return out
+
+
 def pack_from_journal(
     output: str | os.PathLike[str],
     outputs: Sequence[str] = (),
     *,
     project: Path | None = None,
+    compare: dict[str, ComparePolicy] | None = None,
     **pack_options: object,
 ) -> PackResult:
     """Pack the steps behind ``outputs`` (all if none) with every file they need; each file must
@@ -126,7 +166,7 @@ def pack_from_journal(
         output,
         files={k: v[0] for k, v in lin.files.items()},
         roles=[(_glob_escape(k), v[1]) for k, v in lin.files.items()],
-        steps=[e.step for e in lin.steps],
+        steps=with_policies([e.step for e in lin.steps], compare or {}),
         expected={k: v[2] for k, v in lin.files.items()},
         **pack_options,  # type: ignore[arg-type]
     )

@@ -17,7 +17,7 @@ from .._internal.fs import UnsafePath, create_file, open_dir, open_regular, open
 from ..bundle import Bundle
 from ..compare import compare
 from ..compare.registry import entry as comparator_entry
-from ..containers.runtime import RunSpec, Runtime, get_runtime
+from ..containers.runtime import Mount, RunSpec, Runtime, get_runtime
 from ..containers.runtime.cache import remove_tree
 from ..errors import Error, ReplayError, RuntimeError_, SignatureError, UsageError
 from ..format.digest import copy_hashed, parse_digest, sha256_file, sha256_fileobj
@@ -93,9 +93,15 @@ class _Replayer:
         stepdir = self.root / name
         work = stepdir / "work"
         self.workdirs[index] = work
+        mounts = self._binds(index, step)
         try:
+            # Directories that existed before the step when it was recorded (spec/replay.md §2).
+            for d in step.dirs or ():
+                os.close(open_dir(work_fd, d.split("/"), create=True))
             # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
             for inp in step.inputs:
+                if inp.at is not None:
+                    continue  # placed under its bind by _binds
                 source = None if self.isolated else self._replayed(inp, deps, reports)
                 if source == "failed":
                     rep.status, rep.reason = (
@@ -116,6 +122,7 @@ class _Replayer:
             dict(step.env),
             step.workdir,
             work,
+            binds=mounts,
             timeout=self.timeout,
         )
         started = time.monotonic()
@@ -138,6 +145,31 @@ class _Replayer:
         finally:
             os.close(work_fd)
         return rep
+
+    def _binds(self, index: int, step: Step) -> tuple[Mount, ...]:
+        """The recorded inputs that were outside the work directory, extracted under the step's
+        directory and bound at the same container paths as when recorded."""
+        mounts = []
+        for i, b in enumerate(step.binds):
+            mine = [
+                f
+                for f in step.inputs
+                if f.at == b.target or (f.at or "").startswith(b.target + "/")
+            ]
+            if not mine:
+                continue
+            host = f"{_step_dir(index, step)}/binds/{i}"
+            if any(f.at == b.target for f in mine):  # a bound file
+                self._extract_blob(mine[0].digest, self.root_fd, host)
+            else:
+                os.close(open_dir(self.root_fd, host.split("/"), create=True))
+                for f in mine:
+                    assert f.at is not None
+                    self._extract_blob(
+                        f.digest, self.root_fd, f"{host}/{f.at[len(b.target) + 1 :]}"
+                    )
+            mounts.append(Mount(self.root / host, b.target, readonly=b.readonly))
+        return tuple(mounts)
 
     def _replayed(
         self, inp: StepFile, deps: set[int], reports: dict[int, StepReport]

@@ -69,7 +69,7 @@ class ApptainerRuntime:
         cmd = Client._init_command("exec")
         cmd = [c for c in cmd if c not in ("--quiet", "--debug")]
         cmd[0] = self._binary()  # spython always says "singularity"
-        binds = [f"{spec.work_source}:{spec.workdir}"]
+        binds = [f"{spec.work_bind}:{spec.workdir}"]
         binds += [f"{b.source}:{b.target}:{'ro' if b.readonly else 'rw'}" for b in spec.binds]
         binds += [f"{_empty_dir()}:{hidden}:ro" for hidden in spec.hide]
         cmd += Client._generate_bind_list(binds)
@@ -86,6 +86,8 @@ class ApptainerRuntime:
         if not spec.network:
             cmd += ["--net", "--network", "none"]
         cmd += [str(spec.image), *spec.argv]
+        if spec.overlay is not None:
+            cmd = [*spec.overlay.launcher(), *cmd]
         prefix = "APPTAINERENV_" if self.name == "apptainer" else "SINGULARITYENV_"
         env = {k: os.environ[k] for k in _HOST_VARS if k in os.environ}
         env.update({prefix + k: v for k, v in spec.env.items() if k != "HOME"})

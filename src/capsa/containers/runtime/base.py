@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ...format.source import ByteSource
+from .overlay import Overlay
 
 __all__ = ["CONTAINER_HOME", "DEFAULT_PATH", "Mount", "RunResult", "RunSpec", "Runtime"]
 
@@ -38,6 +39,14 @@ class RunSpec:
     timeout: float | None = None
     hide: tuple[str, ...] = ()
     """Container paths covered by an empty read-only directory (the journal in ``/work``)."""
+    overlay: Overlay | None = None
+    """Run the step on an overlay of ``work_source`` (recording): the runtime binds
+    ``overlay.merged`` at ``workdir`` and is started through ``overlay.launcher()``."""
+
+    @property
+    def work_bind(self) -> Path:
+        """What is bound at ``workdir``: the overlay's merged view, or the work directory."""
+        return self.overlay.merged if self.overlay is not None else self.work_source
 
     def image_extent(self) -> tuple[Path, int] | None:
         """(file, offset) where the SIF's bytes lie in a local file, or None (remote)."""

@@ -80,7 +80,7 @@ class BwrapRuntime:
             "--dir",
             CONTAINER_HOME,
             "--bind",
-            str(spec.work_source),
+            str(spec.work_bind),
             spec.workdir,
         ]
         for b in spec.binds:
@@ -100,7 +100,8 @@ class BwrapRuntime:
             cmd += ["--setenv", k, v]
         if os.geteuid() == 0:
             cmd += ["--cap-drop", "ALL"]
-        return [*cmd, "--", *spec.argv]
+        prefix = spec.overlay.launcher() if spec.overlay is not None else []
+        return [*prefix, *cmd, "--", *spec.argv]
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
         rootfs = self.rootfs(spec)
@@ -108,7 +109,8 @@ class BwrapRuntime:
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
-        if code != 0 and not timed_out:
+        launch_failed = spec.overlay is not None and spec.overlay.failure() is not None
+        if code != 0 and not timed_out and not launch_failed:
             _raise_for_bwrap_failure(stderr, spec)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
 

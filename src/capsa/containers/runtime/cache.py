@@ -9,12 +9,14 @@ is cleaned up on the next use.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
 import secrets
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...errors import FormatError, RuntimeError_
@@ -57,13 +59,8 @@ class ImageCache:
         into the cache first, since unsquashfs needs a file."""
         hexd = parse_digest(digest)
         final = self.root / hexd
-        marker = final / MARKER
-        if marker.is_file():
-            try:
-                if json.loads(marker.read_text())["digest"] == digest:
-                    return final / "rootfs"
-            except (ValueError, KeyError, OSError):
-                pass
+        if _complete(final, digest):
+            return final / "rootfs"
         prim = image.primary_partition()
         check_arch(prim.partition()["arch"], image.where)
         unsquashfs = shutil.which("unsquashfs")
@@ -74,7 +71,27 @@ class ImageCache:
                 hint="Debian: apt-get install squashfs-tools",
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        # Leftovers of an interrupted extraction of this image, or a damaged entry.
+        # Concurrent steps unpack an image once: one unpacks, the others wait for it.
+        locks = self.root.parent / "locks"
+        locks.mkdir(exist_ok=True)
+        with _locked(locks / f"{hexd}.lock"):
+            # Another process may have finished unpacking this image while we waited.
+            if _complete(final, digest):
+                return final / "rootfs"
+            return self._unpack(image, prim, unsquashfs, hexd, digest, extent)
+
+    def _unpack(
+        self,
+        image: SifImage,
+        prim: Descriptor,
+        unsquashfs: str,
+        hexd: str,
+        digest: str,
+        extent: tuple[Path, int] | None,
+    ) -> Path:
+        final = self.root / hexd
+        # Leftovers of an interrupted extraction of this image, or a damaged entry (no other
+        # process unpacks this image now: we hold its lock).
         for stale in self.root.glob(f".{hexd}.*"):
             remove_tree(stale)
         if final.exists():
@@ -134,6 +151,24 @@ class ImageCache:
             remove_tree(tmp)
             raise
         return final / "rootfs"
+
+
+def _complete(entry: Path, digest: str) -> bool:
+    """Whether a cache entry holds a completely unpacked image of ``digest``."""
+    try:
+        return bool(json.loads((entry / MARKER).read_text())["digest"] == digest)
+    except (ValueError, KeyError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _copy_partition(image: SifImage, prim: Descriptor, dest: Path) -> None:
