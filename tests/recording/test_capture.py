@@ -386,3 +386,79 @@ def test_policies_set_at_pack_time_are_recorded_as_such(project: Path, tmp_path:
         "pack", "-o", tmp_path / "c.capsa", "--from-journal", "--compare", "hdf5", cwd=project
     )
     assert r.returncode == 2 and b"name the output" in r.stderr
+
+
+KM3 = """
+import sys, time, uuid, h5py, numpy as np
+time.sleep(1.1)  # object modification times have one-second resolution
+with h5py.File(sys.argv[1], "w") as f:
+    f.attrs["kid"] = str(uuid.uuid4())
+    f.attrs["format_version"] = 2
+    f.create_dataset("hist", data=np.arange(20), track_times=True)
+"""
+
+DRIFT = """
+import sys, time, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f.create_dataset("energy", data=np.array([time.time_ns() % 1000, 1.0]))
+"""
+
+
+def test_check_records_the_narrowest_policy_naming_what_it_accepted(project: Path) -> None:
+    (project / "km3.py").write_text(KM3)
+    r = capsa_subprocess(
+        "run",
+        "--runtime",
+        "bwrap",
+        "--image",
+        image("analysis"),
+        "--name",
+        "hist",
+        "--check",
+        "--input",
+        "km3.py",
+        "--output",
+        "hist.h5",
+        "--",
+        "python3",
+        "km3.py",
+        "hist.h5",
+        cwd=project,
+        env=_env(project),
+    )
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    (entry,) = Journal(project).entries()
+    (out,) = entry.step.outputs
+    assert out.compare is not None and out.compare.method == "hdf5"
+    assert out.compare.ignore_attrs == ("/@kid",)  # exactly the random uuid; times never count
+    (note,) = entry.check or ()
+    assert "hist.h5" in note and "/@kid" in note and "--check" in err
+
+
+def test_check_refuses_a_step_whose_values_change(project: Path) -> None:
+    (project / "drift.py").write_text(DRIFT)
+    r = capsa_subprocess(
+        "run",
+        "--runtime",
+        "bwrap",
+        "--image",
+        image("analysis"),
+        "--name",
+        "drift",
+        "--check",
+        "--input",
+        "drift.py",
+        "--output",
+        "e.h5",
+        "--",
+        "python3",
+        "drift.py",
+        "e.h5",
+        cwd=project,
+        env=_env(project),
+    )
+    assert r.returncode == 1, r.stderr
+    (entry,) = Journal(project).entries()
+    assert entry.status == "failed" and "not deterministic: e.h5" in entry.reason
+    assert "/energy" in entry.reason

@@ -139,7 +139,7 @@ def test_interrupted_step_leaves_the_journal_intact(
     def interrupted(*a: object, **k: object) -> object:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bwrap, "run_captured", interrupted)
+    monkeypatch.setattr(bwrap, "run_with_overlay", interrupted)
     r = _run(cli, busybox, "--name", "two", "--", "true")
     assert r.rc == 130
     journal = project / ".capsa" / "journal"

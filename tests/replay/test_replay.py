@@ -236,6 +236,27 @@ def test_the_same_output_under_the_strict_default_is_different(replay_cli) -> No
     assert "kid" in json.dumps(strict["differences"]) or "policy is bytes" in strict["note"]
 
 
+def test_a_difference_of_volatile_values_only_says_which_flags_accept_it(replay_cli) -> None:  # type: ignore[no-untyped-def]
+    rc, doc, _ = replay_cli("--step", "select", "--step", "km3-strict", "--step", "physics")
+    outs = _outputs(doc)
+    assert outs["strict.h5"]["accept_with"] == [
+        "--compare strict.h5=hdf5",
+        "--ignore-attr strict.h5=/@kid",
+    ]
+    # a changed physics value is never proposed away
+    assert all(o["accept_with"] == [] for p, o in outs.items() if p.startswith("physics"))
+
+
+def test_twice_tells_what_differs_between_two_runs(replay_cli) -> None:  # type: ignore[no-untyped-def]
+    rc, doc, _ = replay_cli("--twice", "--step", "select", "--step", "km3-strict")
+    steps = _steps(doc)
+    assert steps["select"]["reproducible"] is True and steps["select"]["twice"] == []
+    strict = steps["km3-strict"]
+    assert strict["reproducible"] is True
+    (note,) = strict["twice"]
+    assert "strict.h5" in note and "/@kid" in note
+
+
 def test_one_changed_physics_value_names_dataset_and_index(replay_cli) -> None:  # type: ignore[no-untyped-def]
     rc, doc, _ = replay_cli("--step", "select", "--step", "physics")
     assert rc == 1

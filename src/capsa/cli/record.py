@@ -43,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         provenance=args.provenance,
         binds=args.bind,
         capture=args.capture,
+        check=args.check,
         echo=not args.json,
     )
     e = outcome.entry
@@ -68,6 +69,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         if e.deleted:
             print("capsa: the step deleted: " + ", ".join(e.deleted), file=sys.stderr)
+        for note in e.check or ():
+            print(f"capsa: --check: {note}", file=sys.stderr)
     if outcome.exit_code != 0:
         return outcome.exit_code
     return ExitCode.OK if e.status == "ok" else 1
@@ -160,6 +163,12 @@ def register(c: Commands) -> None:
         metavar="HOST_PATH[:CONTAINER_PATH][:ro]",
         help="make data outside the work directory visible to the step; inputs under it are "
         "recorded with their container path (repeatable)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run the step twice and record the narrowest comparison policy under which the "
+        "two runs are equivalent (fails if they differ in more than volatile values)",
     )
     p.add_argument(
         "--capture",

@@ -21,6 +21,8 @@ def _print_replay(report: Any) -> None:
     for st in report.steps:
         extra = f" — {st.reason}" if st.reason else ""
         print(f"step {st.name}: {st.status}{extra} ({st.duration_s:.1f} s)")
+        for note in st.twice:
+            print(f"  twice: {note}")
         if st.stderr_tail and st.status != "ok":
             for line in st.stderr_tail.rstrip().splitlines()[-5:]:
                 print(f"    | {line}")
@@ -30,6 +32,10 @@ def _print_replay(report: Any) -> None:
                 print(f"      {d.get('summary') or d}")
             for d in o.ignored[:20]:
                 print(f"      ignored: {d.get('summary') or d}")
+            if o.accept_with:
+                print(
+                    f"      only volatile values differ; accepted with: {' '.join(o.accept_with)}"
+                )
     counts = report.counts()
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     print(f"verdict: {summary or 'nothing to compare'} → {'OK' if report.ok else 'NOT REPRODUCED'}")
@@ -53,6 +59,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         keep=args.keep,
         isolated=args.isolated,
+        twice=args.twice,
         keys=trusted_keys(args),
         allow_unsigned=args.allow_unsigned,
         timeout=args.timeout,
@@ -110,6 +117,12 @@ def register(c: Commands) -> None:
         "--isolated",
         action="store_true",
         help="feed each step the recorded inputs instead of replayed ones",
+    )
+    p.add_argument(
+        "--twice",
+        action="store_true",
+        help="run every step twice and report whether the two runs agree (and which policy "
+        "would accept their differences)",
     )
     c.trust_options(p)
     p.add_argument(

@@ -81,6 +81,9 @@ class Comparison:
     diff: Diff
     note: str = ""
     method: str = "bytes"
+    """The policy's method."""
+    explained_by: str = ""
+    """Under ``bytes``: the content comparator that said what differs (e.g. ``hdf5``)."""
 
     def as_dict(self) -> dict[str, Any]:
         d = {"verdict": self.verdict, "method": self.method} | self.diff.as_dict()

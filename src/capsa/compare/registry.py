@@ -192,4 +192,4 @@ def compare(
         if d.differences
         else (f"same {entry(explain).label} but different bytes; the policy is bytes")
     )
-    return Comparison("different", d, note, method="bytes")
+    return Comparison("different", d, note, method="bytes", explained_by=explain)

@@ -40,6 +40,7 @@ class Capture:
     mechanism: str  # "overlay" | "snapshot"
     changes: ChangeSet
     view: Path
+    project: Path
     """The directory the written files are read from (the upper layer, or the project)."""
     existed_dirs: set[str] = field(default_factory=set)
     """Directories of the project that existed before the step."""
@@ -123,6 +124,7 @@ def _overlay(
         "overlay",
         plan.changes,
         ov.upper,
+        project,
         existed,
         finish=finish,
         discard=discard,
@@ -190,4 +192,4 @@ def _snapshot_run(
         p for p, st in after.items() if before.get(p) != st and (st[3], st[2]) not in own
     )
     deleted = sorted(set(before) - set(after))
-    return Capture(result, "snapshot", ChangeSet(written, deleted), project, dirs)
+    return Capture(result, "snapshot", ChangeSet(written, deleted), project, project, dirs)

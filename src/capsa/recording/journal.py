@@ -46,6 +46,8 @@ class JournalEntry(BaseModel):
     """Paths of the work directory the step removed."""
     capture: Literal["overlay", "snapshot", ""] = ""
     """How the step's writes were found (spec/recording.md §3.1); empty in older records."""
+    check: tuple[str, ...] | None = None
+    """``capsa run --check``: what the recorded policies accept of the two runs' differences."""
     status: Literal["ok", "failed", "forgotten"]
     """``forgotten``: a ``capsa forget`` tombstone for the step of that name."""
     reason: str = ""

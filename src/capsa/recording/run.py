@@ -8,7 +8,6 @@ failed; recording a name again supersedes the earlier record.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import socket
@@ -17,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -27,22 +27,33 @@ from ..containers.runtime import (
     Mount,
     RunResult,
     RunSpec,
+    Runtime,
     get_runtime,
 )
 from ..errors import Error, FormatError, NotFoundError, RuntimeError_, UsageError
-from ..format.digest import sha256_file, sha256_fileobj
+from ..format.digest import sha256_file
 from ..format.manifest import Bind, HostInfo, ProvenanceRecord, RuntimeInfo, Step, StepFile
-from ..format.names import ContainerPath, EnvName, NoNul, StepName, explain
+from ..format.names import EnvName, NoNul, StepName, explain
 from ..format.policy import ComparePolicy
+
+if TYPE_CHECKING:
+    from .check import CheckResult
 from .capture import Capture, run_captured_step
 from .changes import Conflict
 from .ignore import Ignores
+from .inputs import (
+    WORKDIR,
+    check_binds,
+    digest_confined,
+    hash_input,
+    locate,
+    parse_bind,
+    relative,
+)
 from .journal import STATE_DIR, Journal, JournalEntry, find_project
 from .provenance import detect, read_log
 
 __all__ = ["WORKDIR", "RunOutcome", "default_env", "parse_bind", "run_step"]
-
-WORKDIR = "/work"
 
 
 def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -72,26 +83,6 @@ class RunOutcome:
     """Why the step ran without an overlay (snapshot capture), if it did."""
 
 
-def _relative(project: Path, p: str, what: str) -> str:
-    raw = Path.cwd() / p
-    # Directories above the file are resolved; the file itself never is: a symbolic link there is
-    # refused when it is opened, and every directory is re-checked (no-follow) at that point too.
-    full = raw.resolve() if raw.name in ("", ".", "..") else raw.parent.resolve() / raw.name
-    try:
-        rel = full.relative_to(project)
-    except ValueError:
-        raise UsageError(
-            f"{what} is outside the work directory {project}",
-            where=p,
-            hint="steps see only their work directory; copy or link the file into it",
-        ) from None
-    if rel.parts and rel.parts[0] == STATE_DIR:
-        raise UsageError(f"{what} is inside capsa's own {STATE_DIR}/", where=p)
-    if str(rel) == ".":
-        raise UsageError(f"{what} must be a file, not the work directory", where=p)
-    return rel.as_posix()
-
-
 _STEP_FIELDS: TypeAdapter[tuple[str, tuple[str, ...], dict[str, str]]] = TypeAdapter(
     tuple[StepName, tuple[NoNul, ...], dict[EnvName, NoNul]]
 )
@@ -105,62 +96,6 @@ def _check_step_fields(name: str, argv: Sequence[str], env: dict[str, str]) -> N
         err = e.errors()[0]
         what = ("step name", "command", "environment")[int(err["loc"][0])]
         raise UsageError(f"invalid {what}: {explain(err)}") from None
-
-
-def _digest_confined(root_fd: int, rel: str) -> str:
-    """SHA-256 of the regular file ``rel`` below ``root_fd``, reached without following links."""
-    with os.fdopen(open_regular(root_fd, rel, where=rel), "rb", buffering=0) as f:
-        return sha256_fileobj(f)
-
-
-def _digest_in(root: Path, rel: str) -> str:
-    fd = open_root(root)
-    try:
-        return _digest_confined(fd, rel)
-    finally:
-        os.close(fd)
-
-
-def parse_bind(text: str) -> Mount:
-    """``HOST_PATH[:CONTAINER_PATH][:ro]`` (as ``apptainer --bind``): the container path
-    defaults to the host path; the host path must exist."""
-    parts = text.split(":")
-    readonly = parts[-1] in ("ro", "rw") and len(parts) > 1 and parts.pop() == "ro"
-    if len(parts) > 2 or not parts[0]:
-        raise UsageError(f"--bind {text!r} is not HOST_PATH[:CONTAINER_PATH][:ro]")
-    host = Path(parts[0]).resolve()
-    target = parts[1] if len(parts) == 2 else str(host)
-    if not host.exists():
-        raise NotFoundError("bind source does not exist", where=parts[0])
-    try:
-        _CONTAINER_PATH.validate_python(target)
-    except ValidationError as e:
-        raise UsageError(f"bind target: {explain(e.errors()[0])}", where=target) from None
-    if target == WORKDIR or target.startswith(WORKDIR + "/") or WORKDIR.startswith(target + "/"):
-        raise UsageError(
-            f"a bind over {WORKDIR} would hide the work directory",
-            where=target,
-            hint="bind the data elsewhere, e.g. HOST:/data",
-        )
-    if target.split("/")[1] in ("proc", "dev", "sys"):
-        raise UsageError(f"cannot bind over {target}", where=target)
-    return Mount(host, target, readonly)
-
-
-_CONTAINER_PATH: TypeAdapter[str] = TypeAdapter(ContainerPath)
-_NO_DIGEST = "sha256:" + "0" * 64  # replaced once the input is hashed
-
-
-def _locate(project: Path, binds: Sequence[Mount], p: str, what: str) -> StepFile | str:
-    """A project-relative path, or (for a file under a bind) a StepFile without its digest."""
-    raw = Path.cwd() / p
-    full = raw.resolve() if raw.name in ("", ".", "..") else raw.parent.resolve() / raw.name
-    for b in binds:
-        with contextlib.suppress(ValueError):
-            rel = full.relative_to(b.source).as_posix()
-            at = b.target if rel == "." else f"{b.target}/{rel}"
-            return StepFile(path=f"binds/{at.strip('/')}", digest=_NO_DIGEST, at=at)
-    return _relative(project, p, what)
 
 
 def run_step(
@@ -178,6 +113,7 @@ def run_step(
     provenance: Sequence[str] = (),
     binds: Sequence[str | Mount] = (),
     capture: str = "auto",
+    check: bool = False,
     echo: bool = True,
     project: Path | None = None,
 ) -> RunOutcome:
@@ -185,29 +121,32 @@ def run_step(
 
     Only what the step itself wrote is recorded (``capture``: ``auto`` — an overlay when
     possible, else a snapshot; spec/recording.md §3.1). Recording a name again supersedes the
-    earlier record of that name.
+    earlier record of that name. ``check`` runs the step twice and records the narrowest policy
+    that makes the runs equivalent (§3.5).
     """
     if not argv:
         raise UsageError("no command given", hint="capsa run --image IMG.sif -- COMMAND ARGS...")
     if capture not in ("auto", "overlay", "snapshot"):
         raise UsageError(f"unknown capture {capture!r}", hint="use auto, overlay or snapshot")
+    if check and capture == "snapshot":
+        raise UsageError("--check runs the step twice on overlays", hint="drop --capture snapshot")
     project = (project or find_project()).resolve()
     image_path = Path(image).resolve()
     if not image_path.is_file():
         raise NotFoundError("no such image", where=str(image))
     rt = get_runtime(runtime)
     mounts = [b if isinstance(b, Mount) else parse_bind(b) for b in binds]
-    _check_binds(project, mounts)
-    located = [_locate(project, mounts, p, "input") for p in inputs]
-    out_rel = [_relative(project, p, "output") for p in outputs]
-    prov_rel = [_relative(project, p, "provenance file") for p in provenance]
-    policies = {_relative(project, p, "output"): c for p, c in (compare or {}).items()}
+    check_binds(project, mounts)
+    located = [locate(project, mounts, p, "input") for p in inputs]
+    out_rel = [relative(project, p, "output") for p in outputs]
+    prov_rel = [relative(project, p, "provenance file") for p in provenance]
+    policies = {relative(project, p, "output"): c for p, c in (compare or {}).items()}
     for p in policies:
         if p not in out_rel:
             raise UsageError(
                 "a comparison policy is given for a path that is not an --output", where=p
             )
-    step_inputs = [_hash_input(project, mounts, x) for x in located]
+    step_inputs = [hash_input(project, mounts, x) for x in located]
     image_digest = sha256_file(image_path)
     journal = Journal(project)
     step_name = name or f"step{journal.next_seq()}"
@@ -229,31 +168,61 @@ def run_step(
             # The step must not see or change the journal that records it.
             hide=(f"{WORKDIR}/{STATE_DIR}",),
         )
+        mechanism = "overlay" if check else capture
         cap = run_captured_step(
-            rt, spec, Path(tmp) / "stdout", Path(tmp) / "stderr", echo=echo, mechanism=capture
+            rt, spec, Path(tmp) / "stdout", Path(tmp) / "stderr", echo=echo, mechanism=mechanism
         )
         duration = time.time() - started
         stdout_digest = journal.store(cap.result.stdout)
         stderr_digest = journal.store(cap.result.stderr)
-    step = _Draft(
-        step_name, image_path, image_digest, tuple(argv), step_env, tuple(mounts), step_inputs
+        draft = _Draft(
+            step_name, image_path, image_digest, tuple(argv), step_env, tuple(mounts), step_inputs
+        )
+        checked = None
+        try:
+            if check and cap.result.exit_code == 0:
+                checked = _check(rt, spec, Path(tmp), cap, draft, out_rel, prov_rel, policies)
+                policies = checked.policies
+            return _record(
+                journal,
+                cap,
+                draft,
+                out_rel,
+                prov_rel,
+                policies,
+                started,
+                duration,
+                (stdout_digest, stderr_digest),
+                timeout,
+                checked,
+            )
+        except BaseException:
+            cap.discard()
+            raise
+
+
+def _check(
+    rt: Runtime,
+    spec: RunSpec,
+    tmp: Path,
+    first: Capture,
+    draft: _Draft,
+    out_rel: list[str],
+    prov_rel: list[str],
+    policies: dict[str, ComparePolicy],
+) -> CheckResult:
+    """Run the step a second time on a fresh overlay and compare its outputs with the first."""
+    from .check import check_runs  # loads the comparators: only for --check
+
+    second = run_captured_step(
+        rt, spec, tmp / "stdout-2", tmp / "stderr-2", echo=False, mechanism="overlay"
     )
     try:
-        return _record(
-            journal,
-            cap,
-            step,
-            out_rel,
-            prov_rel,
-            policies,
-            started,
-            duration,
-            (stdout_digest, stderr_digest),
-            timeout,
-        )
-    except BaseException:
-        cap.discard()
-        raise
+        outputs = [*out_rel, *_undeclared(first, draft, out_rel, prov_rel)]
+        written = set(second.changes.written)
+        return check_runs(first.view, second.view, outputs, policies, lambda rel: rel in written)
+    finally:
+        second.discard()
 
 
 @dataclass(frozen=True)
@@ -267,46 +236,6 @@ class _Draft:
     env: dict[str, str]
     mounts: tuple[Mount, ...]
     inputs: list[StepFile]
-
-
-def _check_binds(project: Path, mounts: Sequence[Mount]) -> None:
-    targets = [m.target for m in mounts]
-    for i, t in enumerate(targets):
-        for u in targets[i + 1 :]:
-            if t == u or t.startswith(u + "/") or u.startswith(t + "/"):
-                raise UsageError(f"binds {t} and {u} overlap", hint="bind each directory once")
-    for m in mounts:
-        if m.source == project or project.is_relative_to(m.source):
-            raise UsageError(
-                "a bind may not hold the work directory", where=str(m.source), hint="bind data only"
-            )
-
-
-def _hash_input(project: Path, mounts: Sequence[Mount], x: StepFile | str) -> StepFile:
-    if isinstance(x, str):
-        root, rel = project, x
-    else:
-        assert x.at is not None
-        m = next(m for m in mounts if x.at == m.target or x.at.startswith(m.target + "/"))
-        # A bound file is itself the input; below a bound directory, its path below the target.
-        root, rel = (
-            (m.source.parent, m.source.name)
-            if x.at == m.target
-            else (m.source, x.at[len(m.target) + 1 :])
-        )
-    try:
-        digest = _digest_in(root, rel)
-    except FileNotFoundError:
-        raise NotFoundError(
-            "input does not exist", where=str(root / rel), hint="create it or fix the path"
-        ) from None
-    except UnsafePath as e:
-        e.what = f"input {e.what}"
-        e.hint = "capsa records regular files only; name the file the link points to"
-        raise
-    if isinstance(x, str):
-        return StepFile(path=x, digest=digest)
-    return x.model_copy(update={"digest": digest})
 
 
 def _outcome(
@@ -338,16 +267,11 @@ def _record(
     duration: float,
     logs: tuple[str, str],
     timeout: float | None,
+    checked: CheckResult | None = None,
 ) -> RunOutcome:
     """Read what the step wrote (from its view), commit it, and journal the step."""
-    ignores = Ignores.for_project(journal.project)
-    in_paths = {f.path for f in draft.inputs}
     written = set(cap.changes.written)
-    undeclared = [
-        p
-        for p in cap.changes.written
-        if p not in out_rel and p not in in_paths and p not in prov_rel and not ignores(p)
-    ]
+    undeclared = _undeclared(cap, draft, out_rel, prov_rel)
     view_fd = open_root(cap.view, follow=False)
     outputs: list[StepFile] = []
     missing: list[str] = []
@@ -358,7 +282,7 @@ def _record(
             try:
                 if rel not in written:
                     raise FileNotFoundError(rel)
-                digest = _digest_confined(view_fd, rel)
+                digest = digest_confined(view_fd, rel)
             except FileNotFoundError:
                 missing.append(rel)
                 continue
@@ -375,6 +299,8 @@ def _record(
     undeclared = [p for p in undeclared if p not in skipped]
     result = cap.result
     status, reason = _outcome(result, timeout, refused, missing)
+    if checked is not None and checked.failure and status == "ok":
+        status, reason = "failed", checked.failure
     try:
         cap.finish()  # the step's writes reach the project
     except Conflict as c:
@@ -416,6 +342,7 @@ def _record(
         undeclared_outputs=tuple(undeclared),
         deleted=tuple(cap.changes.deleted),
         capture=cap.mechanism,
+        check=tuple(checked.notes) if checked is not None else None,
         status=status,
         reason=reason,
     )
@@ -428,6 +355,15 @@ def _record(
             hint="recorded as failed; raise --timeout",
         )
     return RunOutcome(entry, result.exit_code, missing + refused, cap.fallback_reason)
+
+
+def _undeclared(cap: Capture, draft: _Draft, out_rel: list[str], prov_rel: list[str]) -> list[str]:
+    """What the step wrote without declaring it: neither an output, an input, a provenance
+    log nor ignored (.capsaignore)."""
+    ignores = Ignores.for_project(cap.project)
+    in_paths = {f.path for f in draft.inputs}
+    skip = {*out_rel, *in_paths, *prov_rel}
+    return [p for p in cap.changes.written if p not in skip and not ignores(p)]
 
 
 def _parents(rel: str) -> list[str]:

@@ -17,12 +17,14 @@ from .._internal.fs import UnsafePath, create_file, open_dir, open_regular, open
 from ..bundle import Bundle
 from ..compare import compare
 from ..compare.registry import entry as comparator_entry
-from ..containers.runtime import Mount, RunSpec, Runtime, get_runtime
+from ..compare.suggest import suggest_flags
+from ..containers.runtime import Mount, RunResult, RunSpec, Runtime, get_runtime
 from ..containers.runtime.cache import remove_tree
 from ..errors import Error, ReplayError, RuntimeError_, SignatureError, UsageError
 from ..format.digest import copy_hashed, parse_digest, sha256_file, sha256_fileobj
 from ..format.manifest import Step, StepFile
 from ..format.source import ByteSource
+from ..recording.check import check_runs
 from ..recording.graph import StepGraph
 from ..signing.keys import PublicKey
 from .report import OutputReport, ReplayReport, StepReport
@@ -43,13 +45,21 @@ def _step_dir(index: int, step: Step) -> str:
 
 class _Replayer:
     def __init__(
-        self, bundle: Bundle, runtime: Runtime, root: Path, *, isolated: bool, timeout: float | None
+        self,
+        bundle: Bundle,
+        runtime: Runtime,
+        root: Path,
+        *,
+        isolated: bool,
+        timeout: float | None,
+        twice: bool = False,
     ) -> None:
         self.b = bundle
         self.rt = runtime
         self.root = root
         self.isolated = isolated
         self.timeout = timeout
+        self.twice = twice
         self.lock = threading.Lock()
         self.root_fd = open_root(root, follow=False)
         self.images: dict[str, Path | ByteSource] = {}
@@ -89,44 +99,15 @@ class _Replayer:
     ) -> StepReport:
         rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
         name = _step_dir(index, step)
-        work_fd = open_dir(self.root_fd, [name, "work"], create=True)
+        skipped = self._prepare(name, index, step, deps, reports)
+        if skipped:
+            rep.status, rep.reason = "skipped", skipped
+            return rep
         stepdir = self.root / name
         work = stepdir / "work"
         self.workdirs[index] = work
-        mounts = self._binds(index, step)
-        try:
-            # Directories that existed before the step when it was recorded (spec/replay.md §2).
-            for d in step.dirs or ():
-                os.close(open_dir(work_fd, d.split("/"), create=True))
-            # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
-            for inp in step.inputs:
-                if inp.at is not None:
-                    continue  # placed under its bind by _binds
-                source = None if self.isolated else self._replayed(inp, deps, reports)
-                if source == "failed":
-                    rep.status, rep.reason = (
-                        "skipped",
-                        f"input {inp.path} was not reproduced by its step",
-                    )
-                    return rep
-                if isinstance(source, tuple):
-                    _copy_confined(*source, work_fd, inp.path)
-                else:
-                    self._extract_blob(inp.digest, work_fd, inp.path)
-        finally:
-            os.close(work_fd)
-        spec = RunSpec(
-            self.image(step.image),
-            step.image,
-            tuple(step.argv),
-            dict(step.env),
-            step.workdir,
-            work,
-            binds=mounts,
-            timeout=self.timeout,
-        )
         started = time.monotonic()
-        result = self.rt.run(spec, stepdir / "stdout", stepdir / "stderr")
+        result = self._execute(name, index, step)
         rep.duration_s = round(time.monotonic() - started, 3)
         rep.exit_code = result.exit_code
         if step.stdout is not None:
@@ -144,9 +125,79 @@ class _Replayer:
                 rep.outputs.append(self.compare_output(work_fd, out))
         finally:
             os.close(work_fd)
+        if self.twice and rep.status == "ok":
+            self._twice(name, index, step, deps, reports, rep)
         return rep
 
-    def _binds(self, index: int, step: Step) -> tuple[Mount, ...]:
+    def _prepare(
+        self, name: str, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]
+    ) -> str:
+        """Make ``name``/work with the step's directories and inputs; a reason if it cannot
+        run (an input its producing step did not reproduce)."""
+        work_fd = open_dir(self.root_fd, [name, "work"], create=True)
+        try:
+            # Directories that existed before the step when it was recorded (spec/replay.md §2).
+            for d in step.dirs or ():
+                os.close(open_dir(work_fd, d.split("/"), create=True))
+            # Inputs: the replayed output of the step that made it (chain), else the recorded blob.
+            for inp in step.inputs:
+                if inp.at is not None:
+                    continue  # placed under its bind by _binds
+                source = None if self.isolated else self._replayed(inp, deps, reports)
+                if source == "failed":
+                    return f"input {inp.path} was not reproduced by its step"
+                if isinstance(source, tuple):
+                    _copy_confined(*source, work_fd, inp.path)
+                else:
+                    self._extract_blob(inp.digest, work_fd, inp.path)
+        finally:
+            os.close(work_fd)
+        return ""
+
+    def _execute(self, name: str, index: int, step: Step) -> RunResult:
+        stepdir = self.root / name
+        spec = RunSpec(
+            self.image(step.image),
+            step.image,
+            tuple(step.argv),
+            dict(step.env),
+            step.workdir,
+            stepdir / "work",
+            binds=self._binds(name, step),
+            timeout=self.timeout,
+        )
+        return self.rt.run(spec, stepdir / "stdout", stepdir / "stderr")
+
+    def _twice(
+        self,
+        name: str,
+        index: int,
+        step: Step,
+        deps: set[int],
+        reports: dict[int, StepReport],
+        rep: StepReport,
+    ) -> None:
+        """``--twice``: run the step again in a fresh directory and compare the two runs."""
+        second = f"{name}.2"
+        if self._prepare(second, index, step, deps, reports):
+            return
+        result = self._execute(second, index, step)
+        if result.exit_code != step.exit_code:
+            rep.twice = [f"the second run exited {result.exit_code}"]
+            rep.reproducible = False
+            return
+        work1, work2 = self.root / name / "work", self.root / second / "work"
+        check = check_runs(
+            work1,
+            work2,
+            [o.path for o in step.outputs if (work1 / o.path).is_file()],
+            {o.path: o.compare for o in step.outputs if o.compare is not None},
+            lambda rel: os.path.lexists(work2 / rel),
+        )
+        rep.twice = [check.failure] if check.failure else check.notes
+        rep.reproducible = not check.failure
+
+    def _binds(self, name: str, step: Step) -> tuple[Mount, ...]:
         """The recorded inputs that were outside the work directory, extracted under the step's
         directory and bound at the same container paths as when recorded."""
         mounts = []
@@ -158,7 +209,7 @@ class _Replayer:
             ]
             if not mine:
                 continue
-            host = f"{_step_dir(index, step)}/binds/{i}"
+            host = f"{name}/binds/{i}"
             if any(f.at == b.target for f in mine):  # a bound file
                 self._extract_blob(mine[0].digest, self.root_fd, host)
             else:
@@ -227,6 +278,7 @@ class _Replayer:
             rep.note = f"bytes differ, {how.label} is the same{why}"
         rep.differences = [d.as_dict() for d in result.diff.differences]
         rep.ignored = [d.as_dict() for d in result.diff.ignored]
+        rep.accept_with = suggest_flags(out.path, result)
         return rep
 
 
@@ -264,6 +316,7 @@ def replay(
     jobs: int = 1,
     keep: bool = False,
     isolated: bool = False,
+    twice: bool = False,
     keys: Sequence[PublicKey] = (),
     allow_unsigned: bool = False,
     timeout: float | None = None,
@@ -319,7 +372,7 @@ def replay(
             "isolated" if isolated else "chain",
             workdir=str(root) if keep else None,
         )
-        replayer = _Replayer(b, rt, root, isolated=isolated, timeout=timeout)
+        replayer = _Replayer(b, rt, root, isolated=isolated, timeout=timeout, twice=twice)
         reports: dict[int, StepReport] = {}
         try:
             _schedule(replayer, m.steps, selected, deps, reports, jobs, isolated)

@@ -21,6 +21,9 @@ class OutputReport:
     differences: list[dict[str, Any]] = field(default_factory=list)
     ignored: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
+    accept_with: list[str] = field(default_factory=list)
+    """For a ``different`` output whose differences are all volatile: the comparison options
+    (``capsa run`` / ``capsa pack --from-journal``) that would accept it."""
 
 
 @dataclass
@@ -34,6 +37,10 @@ class StepReport:
     stdout_identical: bool | None = None
     reason: str = ""
     outputs: list[OutputReport] = field(default_factory=list)
+    reproducible: bool | None = None
+    """``--twice``: whether two replays of the step gave equivalent outputs (None: not run)."""
+    twice: list[str] = field(default_factory=list)
+    """``--twice``: what differed between the two runs, and the policy that would accept it."""
 
 
 @dataclass
@@ -49,7 +56,9 @@ class ReplayReport:
     @property
     def ok(self) -> bool:
         return all(
-            s.status == "ok" and all(o.verdict in ("identical", "equivalent") for o in s.outputs)
+            s.status == "ok"
+            and s.reproducible is not False
+            and all(o.verdict in ("identical", "equivalent") for o in s.outputs)
             for s in self.steps
         )
 
@@ -60,4 +69,6 @@ class ReplayReport:
                 c[o.verdict] = c.get(o.verdict, 0) + 1
             if s.status != "ok":
                 c[s.status] = c.get(s.status, 0) + 1
+            if s.reproducible is False:
+                c["not reproducible"] = c.get("not reproducible", 0) + 1
         return c

@@ -27,27 +27,35 @@ def _escape(path: str) -> str:
 
 
 def _fail(status: str, why: str) -> None:
-    with open(status, "w") as f:
-        f.write(why + "\n")
-    sys.exit(FAILED)
+    fd = os.open(status, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, why.encode() + b"\n")
+    finally:
+        os.close(fd)
+    if __name__ == "__main__":
+        sys.exit(FAILED)
+    raise OSError(why)  # in a forked child: subprocess reports it to the parent
 
 
-def main(argv: list[str]) -> None:
-    status, lower, upper, work, merged, sep, *cmd = argv
-    if sep != "--" or not cmd:
-        _fail(status, "usage: STATUS LOWER UPPER WORK MERGED -- CMD...")
+def enter(status: str, lower: str, upper: str, work: str, merged: str) -> None:
+    """In this process: a new user and mount namespace with the overlay mounted at MERGED (also
+    called in a forked child just before exec: only libc calls and small writes)."""
     uid, gid = os.geteuid(), os.getegid()
     # The C library is already loaded; find_library() would fork ldconfig.
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
         _fail(status, f"cannot create a user namespace: {os.strerror(ctypes.get_errno())}")
     try:
-        with open("/proc/self/setgroups", "w") as f:
-            f.write("deny")
-        with open("/proc/self/uid_map", "w") as f:
-            f.write(f"{uid} {uid} 1")
-        with open("/proc/self/gid_map", "w") as f:
-            f.write(f"{gid} {gid} 1")
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
     except OSError as e:
         _fail(status, f"cannot map the user into the namespace: {e.strerror}")
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
@@ -55,6 +63,13 @@ def main(argv: list[str]) -> None:
     opts = f"lowerdir={_escape(lower)},upperdir={_escape(upper)},workdir={_escape(work)},userxattr"
     if libc.mount(b"overlay", merged.encode(), b"overlay", 0, opts.encode()) != 0:
         _fail(status, f"cannot mount overlayfs: {os.strerror(ctypes.get_errno())}")
+
+
+def main(argv: list[str]) -> None:
+    status, lower, upper, work, merged, sep, *cmd = argv
+    if sep != "--" or not cmd:
+        _fail(status, "usage: STATUS LOWER UPPER WORK MERGED -- CMD...")
+    enter(status, lower, upper, work, merged)
     try:
         os.execvp(cmd[0], cmd)
     except OSError as e:

@@ -8,10 +8,14 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["run_captured"]
+from .base import RunSpec
+from .overlay import LAUNCH_FAILED
+
+__all__ = ["run_captured", "run_with_overlay"]
 
 
 def _pump(src: BinaryIO, dst: BinaryIO, echo: BinaryIO | None) -> None:
@@ -30,6 +34,7 @@ def run_captured(
     *,
     timeout: float | None,
     echo: bool,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> tuple[int, bool]:
     """Exit code (negative signal number if killed) and whether the timeout fired.
 
@@ -45,6 +50,7 @@ def run_captured(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=preexec_fn,
         ) as proc,
     ):
         assert proc.stdout is not None and proc.stderr is not None
@@ -77,3 +83,30 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def run_with_overlay(
+    cmd: list[str],
+    env: dict[str, str],
+    stdout: Path,
+    stderr: Path,
+    spec: RunSpec,
+    *,
+    echo: bool,
+) -> tuple[int, bool]:
+    """``run_captured``, on the spec's overlay when it has one: set up in the forked child when
+    that is safe, else by the launcher process; (LAUNCH_FAILED, False) if it cannot be."""
+    ov = spec.overlay
+    if ov is None:
+        return run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+    if not ov.can_fork_into():
+        cmd = [*ov.launcher(), *cmd]
+        return run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+    try:
+        return run_captured(
+            cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo, preexec_fn=ov.preexec
+        )
+    except subprocess.SubprocessError:
+        if ov.failure() is None:
+            raise
+        return LAUNCH_FAILED, False

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from ...errors import RuntimeError_
-from ._proc import run_captured
+from ._proc import run_with_overlay
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import cache_root
 
@@ -86,8 +86,6 @@ class ApptainerRuntime:
         if not spec.network:
             cmd += ["--net", "--network", "none"]
         cmd += [str(spec.image), *spec.argv]
-        if spec.overlay is not None:
-            cmd = [*spec.overlay.launcher(), *cmd]
         prefix = "APPTAINERENV_" if self.name == "apptainer" else "SINGULARITYENV_"
         env = {k: os.environ[k] for k in _HOST_VARS if k in os.environ}
         env.update({prefix + k: v for k, v in spec.env.items() if k != "HOME"})
@@ -105,5 +103,5 @@ class ApptainerRuntime:
                 hint="extract it from the bundle first",
             )
         cmd, env = self.command(spec)
-        code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        code, timed_out = run_with_overlay(cmd, env, stdout, stderr, spec, echo=echo)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)

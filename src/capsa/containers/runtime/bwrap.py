@@ -16,7 +16,7 @@ from pathlib import Path
 from ..._internal.fs import open_dir, open_root
 from ...errors import RuntimeError_
 from ..sif import open_sif
-from ._proc import run_captured
+from ._proc import run_with_overlay
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
 
@@ -100,15 +100,14 @@ class BwrapRuntime:
             cmd += ["--setenv", k, v]
         if os.geteuid() == 0:
             cmd += ["--cap-drop", "ALL"]
-        prefix = spec.overlay.launcher() if spec.overlay is not None else []
-        return [*prefix, *cmd, "--", *spec.argv]
+        return [*cmd, "--", *spec.argv]
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
         rootfs = self.rootfs(spec)
         _check_command(rootfs, spec)
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        code, timed_out = run_with_overlay(cmd, env, stdout, stderr, spec, echo=echo)
         launch_failed = spec.overlay is not None and spec.overlay.failure() is not None
         if code != 0 and not timed_out and not launch_failed:
             _raise_for_bwrap_failure(stderr, spec)

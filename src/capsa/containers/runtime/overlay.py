@@ -6,8 +6,11 @@ directory at /work: bubblewrap 0.8 on a laptop, Apptainer on HPC."""
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from ._overlay_launch import enter
 
 __all__ = ["LAUNCH_FAILED", "Overlay"]
 
@@ -42,6 +45,16 @@ class Overlay:
             str(self.merged),
             "--",
         ]
+
+    def can_fork_into(self) -> bool:
+        """Whether the overlay can be set up in the forked child before exec (no second
+        interpreter to start): only while this process has no other thread, which is what
+        makes work between fork and exec safe."""
+        return threading.active_count() == 1
+
+    def preexec(self) -> None:
+        """Enter the namespace and mount, in the child between fork and exec."""
+        enter(str(self.status), str(self.lower), str(self.upper), str(self.work), str(self.merged))
 
     def failure(self) -> str | None:
         """Why the launcher could not set the overlay up, or None if it did."""
