@@ -238,6 +238,7 @@ def test_the_same_output_under_the_strict_default_is_different(replay_cli) -> No
 
 def test_a_difference_of_volatile_values_only_says_which_flags_accept_it(replay_cli) -> None:  # type: ignore[no-untyped-def]
     rc, doc, _ = replay_cli("--step", "select", "--step", "km3-strict", "--step", "physics")
+    assert rc == 1
     outs = _outputs(doc)
     assert outs["strict.h5"]["accept_with"] == [
         "--compare strict.h5=hdf5",
@@ -249,6 +250,7 @@ def test_a_difference_of_volatile_values_only_says_which_flags_accept_it(replay_
 
 def test_twice_tells_what_differs_between_two_runs(replay_cli) -> None:  # type: ignore[no-untyped-def]
     rc, doc, _ = replay_cli("--twice", "--step", "select", "--step", "km3-strict")
+    assert rc == 1  # strict.h5 is different from the recording (its policy is bytes)
     steps = _steps(doc)
     assert steps["select"]["reproducible"] is True and steps["select"]["twice"] == []
     strict = steps["km3-strict"]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import capsa
 
 from ..errors import Error, ExitCode
-from . import pack, read, record, replay, sif, views
+from . import pack, read, record, replay, sif, snakemake, views
 from ._common import Commands, flags
 from .export import add_parsers as add_export_parsers
 
@@ -43,16 +43,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = Commands(sub, common)
-    for group in (pack, read, record, replay, views):
+    for group in (pack, read, record, snakemake, replay, views):
         group.register(c)
     sif.register(c)
     add_export_parsers(sub, common)
     return parser
 
 
+def _snakemake_argv(argv: Sequence[str]) -> list[str]:
+    """Everything after the ``snakemake`` command word, untouched."""
+    words = list(argv)
+    return words[words.index("snakemake") + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) != "snakemake":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        # Snakemake's own options: everything capsa does not know goes to it, in order.
+        args.snakemake_args = _snakemake_argv(argv if argv is not None else sys.argv[1:])
     try:
         return int(args.func(args))
     except Error as e:

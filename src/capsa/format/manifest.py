@@ -192,6 +192,12 @@ class Step(_Model):
     dirs: tuple[LogicalPath, ...] | None = None
     """(1.2) Directories of the work directory that existed before the step and that its
     outputs were written into; replay makes them before the step runs."""
+    group: str | None = Field(default=None, min_length=1, max_length=200)
+    """(1.2) What the step is an instance of, e.g. the Snakemake rule of ``histogram[run=42]``;
+    views group a production's steps by it."""
+    params: dict[str, str] | None = None
+    """(1.2) The workflow's parameters of the step (Snakemake ``params:``), as text;
+    informational, replay runs ``argv``."""
 
 
 class Manifest(_Model):

@@ -114,6 +114,8 @@ def run_step(
     binds: Sequence[str | Mount] = (),
     capture: str = "auto",
     check: bool = False,
+    group: str | None = None,
+    params: dict[str, str] | None = None,
     echo: bool = True,
     project: Path | None = None,
 ) -> RunOutcome:
@@ -176,7 +178,15 @@ def run_step(
         stdout_digest = journal.store(cap.result.stdout)
         stderr_digest = journal.store(cap.result.stderr)
         draft = _Draft(
-            step_name, image_path, image_digest, tuple(argv), step_env, tuple(mounts), step_inputs
+            step_name,
+            image_path,
+            image_digest,
+            tuple(argv),
+            step_env,
+            tuple(mounts),
+            step_inputs,
+            group,
+            params,
         )
         checked = None
         try:
@@ -236,6 +246,8 @@ class _Draft:
     env: dict[str, str]
     mounts: tuple[Mount, ...]
     inputs: list[StepFile]
+    group: str | None = None
+    params: dict[str, str] | None = None
 
 
 def _outcome(
@@ -327,6 +339,8 @@ def _record(
         stderr=logs[1],
         provenance=tuple(prov_records),
         dirs=tuple(dirs) or None,
+        group=draft.group,
+        params=draft.params or None,
         host=HostInfo(
             hostname=socket.gethostname(),
             kernel=platform.release(),
