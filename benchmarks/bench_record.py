@@ -111,7 +111,7 @@ def replay(image: Path, steps: int, env: dict[str, str]) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         proj = Path(tmp) / "prod"
         proj.mkdir()
-        burn = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo $1 > out_$1.txt"
+        burn = "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done; echo $1 > out_$1.txt"
         for i in range(steps):
             subprocess.run(
                 [
