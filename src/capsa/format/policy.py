@@ -27,7 +27,7 @@ __all__ = [
 
 class _Policy(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True
+        frozen=True, extra="forbid", strict=True
     )
 
 
