@@ -61,9 +61,7 @@ Encoding = Literal["zstd-seekable", "identity"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class Author(_Model):

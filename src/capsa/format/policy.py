@@ -26,9 +26,7 @@ __all__ = [
 
 
 class _Policy(BaseModel):
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
 class BytesPolicy(_Policy):

@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .._internal.lock import locked
 from ..containers.runtime import RunResult, RunSpec, Runtime
 from ..containers.runtime.cache import remove_tree
 from ..containers.runtime.overlay import LAUNCH_FAILED, Overlay
 from ..errors import RuntimeError_
-from .changes import ChangeSet, Conflict, commit, project_lock, scan, start_tick
+from .changes import ChangeSet, Conflict, commit, scan, start_tick
 from .journal import STATE_DIR
 
 __all__ = ["Capture", "run_captured_step"]
@@ -106,7 +107,7 @@ def _overlay(
     lock = project / STATE_DIR / "commit.lock"
 
     def finish() -> None:
-        with project_lock(lock):
+        with locked(lock):
             plan = scan(ov.upper, project, t0)
             if plan.conflicts:
                 raise Conflict(plan.conflicts[0])
@@ -144,7 +145,7 @@ def _existing_dirs(project: Path, written: list[str]) -> set[str]:
 
 @contextlib.contextmanager
 def _exclusive(project: Path) -> Iterator[None]:
-    with project_lock(project / STATE_DIR / "run.lock"):
+    with locked(project / STATE_DIR / "run.lock"):
         yield
 
 

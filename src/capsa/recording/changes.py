@@ -13,16 +13,14 @@ Every operation on the project goes through directory descriptors without follow
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._internal.fs import open_dir, open_root
 
-__all__ = ["ChangeSet", "Conflict", "commit", "project_lock", "scan", "start_tick"]
+__all__ = ["ChangeSet", "Conflict", "commit", "scan", "start_tick"]
 
 _XATTR_PREFIXES = ("user.overlay.", "trusted.overlay.")
 
@@ -61,18 +59,6 @@ def start_tick(marker: Path) -> int:
     while (now := touch()) == first:
         pass
     return now
-
-
-@contextlib.contextmanager
-def project_lock(lock: Path) -> Iterator[None]:
-    """The project's commit lock (an exclusive flock; released when the process dies)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _xattrs(name: str, dir_fd: int) -> dict[str, bytes]:

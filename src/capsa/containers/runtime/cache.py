@@ -9,16 +9,15 @@ is cleaned up on the next use.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import platform
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
+from ..._internal.lock import locked
 from ...errors import FormatError, RuntimeError_
 from ...format.digest import parse_digest
 from ..sif import Descriptor, SifImage, arch_of_machine
@@ -74,7 +73,7 @@ class ImageCache:
         # Concurrent steps unpack an image once: one unpacks, the others wait for it.
         locks = self.root.parent / "locks"
         locks.mkdir(exist_ok=True)
-        with _locked(locks / f"{hexd}.lock"):
+        with locked(locks / f"{hexd}.lock"):
             # Another process may have finished unpacking this image while we waited.
             if _complete(final, digest):
                 return final / "rootfs"
@@ -159,16 +158,6 @@ def _complete(entry: Path, digest: str) -> bool:
         return bool(json.loads((entry / MARKER).read_text())["digest"] == digest)
     except (ValueError, KeyError, OSError):
         return False
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _copy_partition(image: SifImage, prim: Descriptor, dest: Path) -> None:
