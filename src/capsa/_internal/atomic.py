@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,10 @@ from typing import BinaryIO
 
 from ..errors import ExistsError, NotFoundError
 
-__all__ = ["atomic_output", "check_destination"]
+__all__ = ["NO_ROOM", "atomic_output", "check_destination"]
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""OS errors about the destination's file system, not the data being written."""
 
 
 def check_destination(path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -42,8 +46,9 @@ def atomic_output(
     """
     dest = check_destination(path, force=force)
     parent = dest.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
         with os.fdopen(fd, "w+b") as f:
             yield f
             f.flush()
@@ -61,9 +66,13 @@ def atomic_output(
                     hint="use --force to replace it",
                 ) from None
             os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in NO_ROOM:
+            # A failed write() names no file, mkstemp() its temporary name: name the output.
+            e.filename = str(dest)
         raise
 
 

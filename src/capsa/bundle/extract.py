@@ -15,6 +15,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .._internal.atomic import NO_ROOM
 from .._internal.fs import open_dir, open_root, segments
 from .._internal.progress import make_progress
 from ..errors import ExistsError, IntegrityError, NotFoundError, UsageError
@@ -160,9 +161,11 @@ def _extract_one(
                     "file exists", where=where, hint="use --force to replace it"
                 ) from None
             os.unlink(tmp, dir_fd=fd)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=fd)
+        if isinstance(e, OSError) and e.errno in NO_ROOM and e.filename is None:
+            e.filename = where  # a failed write() names no file: say which one
         raise
     finally:
         os.close(fd)
