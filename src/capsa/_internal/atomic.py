@@ -36,13 +36,18 @@ def check_destination(path: str | os.PathLike[str], *, force: bool = False) -> P
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], *, force: bool = False, mode: int = 0o644
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    mode: int = 0o644,
+    exact_mode: bool = False,
 ) -> Iterator[BinaryIO]:
     """Yield a temporary file beside ``path``; on success rename it to ``path``.
 
     Without ``force`` an existing ``path`` is never replaced, not even one that appears while
     we write (the final step is a hard link, which fails if the name exists). The file is
-    created with mode 0600 and gets ``mode`` (less the umask) only once complete.
+    created with mode 0600 and gets ``mode`` (less the umask, unless ``exact_mode``: a file
+    rewritten in place keeps its own) only once complete.
     """
     dest = check_destination(path, force=force)
     parent = dest.parent
@@ -53,7 +58,7 @@ def atomic_output(
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode & ~_umask())
+        os.chmod(tmp, mode if exact_mode else mode & ~_umask())
         if force:
             os.replace(tmp, dest)
         else:
