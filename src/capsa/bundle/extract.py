@@ -20,7 +20,7 @@ from .._internal.fs import open_dir, open_root, segments
 from .._internal.progress import make_progress
 from ..errors import ExistsError, IntegrityError, NotFoundError, UsageError
 from ..format.digest import copy_hashed
-from .reader import BundleReader
+from .reader import BundleReader, crc_mismatch
 
 __all__ = ["extract_bundle"]
 
@@ -141,6 +141,7 @@ def _extract_one(
         try:
             with bundle.open_member(path) as src, os.fdopen(out, "wb", closefd=False) as dst:
                 found = copy_hashed(src, dst, hasher, bar)
+                crc_ok = src.crc_matches()
             if found != entry.digest:
                 raise IntegrityError(
                     "digest mismatch",
@@ -148,6 +149,8 @@ def _extract_one(
                     expected=entry.digest,
                     found=found,
                 )
+            if crc_ok is False:
+                raise crc_mismatch(f"{bundle.path}: {path}")
             os.fchmod(out, 0o755 if entry.mode == "0755" else 0o644)
         finally:
             os.close(out)

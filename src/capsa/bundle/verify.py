@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._internal.crc import crc32
 from .._internal.progress import NullProgress, make_progress
 from ..errors import Error, FormatError, IntegrityError, SignatureError, UsageError
 from ..format import zstdseek
@@ -19,7 +20,7 @@ from ..format.digest import format_digest
 from ..format.manifest import Blob
 from ..signing.envelopes import SignatureCheck, check_envelope
 from ..signing.keys import PublicKey
-from .reader import BundleReader
+from .reader import BundleReader, crc_mismatch
 
 __all__ = ["LEVELS", "Problem", "VerifyReport", "check_signatures", "verify_bundle"]
 
@@ -144,17 +145,20 @@ def _hash_stored(
     lock: threading.Lock,
     *,
     progress: bool = True,
-) -> str:
+) -> tuple[str, int]:
+    """SHA-256 and CRC-32 of ``size`` stored bytes, read once."""
     sha = hashlib.sha256()
+    crc = 0
     done = 0
     while done < size:
         chunk = bundle.read_at(entry_offset + done, min(_READ, size - done))
         sha.update(chunk)
+        crc = crc32(chunk, crc)
         done += len(chunk)
         if progress:
             with lock:
                 bar.update(len(chunk))
-    return format_digest(sha.hexdigest())
+    return format_digest(sha.hexdigest()), crc
 
 
 def _check_blob(
@@ -170,7 +174,8 @@ def _check_blob(
 
     An identity blob's stored bytes are its content. A zstd-seekable blob is checked by the
     SHA-256 of its stored bytes (signed in the manifest) unless ``deep`` or the bundle predates
-    format 1.1; then every frame is decompressed and the content digest computed.
+    format 1.1; then every frame is decompressed and the content digest computed. Either way
+    every stored byte is read once, and its CRC-32 is checked against the ZIP headers' (§3.1).
     """
     _, entry = bundle.blob_entry(digest)
     where = f"blob {digest}"
@@ -179,7 +184,7 @@ def _check_blob(
         return 0
     if index is None or (blob.stored_digest is not None and not deep):
         expected = digest if index is None else blob.stored_digest
-        found = _hash_stored(
+        found, crc = _hash_stored(
             bundle, entry.data_offset, entry.size, bar, lock, progress=index is None
         )
         if index is not None:
@@ -188,8 +193,11 @@ def _check_blob(
         if found != expected:
             what = "digest mismatch" if index is None else "digest mismatch (stored bytes)"
             raise IntegrityError(what, where=where, expected=expected, found=found)
+        if crc != entry.crc:
+            raise crc_mismatch(where)
         return blob.size
     sha = hashlib.sha256()
+    crc = 0
     done = 0
     dctx = zstdseek.new_decompressor()
     i = 0
@@ -200,6 +208,7 @@ def _check_blob(
             j += 1
         base = index.comp[i]
         raw = bundle.read_at(entry.data_offset + base, index.comp[j] - base)
+        crc = crc32(raw, crc)
         view = memoryview(raw)
         for k in range(i, j):
             frame = view[index.comp[k] - base : index.comp[k + 1] - base]
@@ -218,4 +227,8 @@ def _check_blob(
     found = format_digest(sha.hexdigest())
     if found != digest:
         raise IntegrityError("digest mismatch", where=where, expected=digest, found=found)
+    table = index.comp[-1]
+    crc = crc32(bundle.read_at(entry.data_offset + table, entry.size - table), crc)
+    if crc != entry.crc:
+        raise crc_mismatch(where)
     return done
