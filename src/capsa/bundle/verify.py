@@ -44,6 +44,9 @@ class VerifyReport:
     bundle: str
     bundle_id: str
     level: str
+    deep: bool = False
+    threshold: int = 1
+    """Distinct trusted keys whose valid signatures were required (when any were)."""
     blobs_checked: int = 0
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -55,9 +58,11 @@ class VerifyReport:
 
 
 def check_signatures(
-    bundle: BundleReader, keys: Sequence[PublicKey], *, require: bool
+    bundle: BundleReader, keys: Sequence[PublicKey], *, require: bool, threshold: int = 1
 ) -> tuple[list[SignatureCheck], list[Problem]]:
-    """Check every signature entry against the manifest bytes and the trusted ``keys``."""
+    """Check every signature entry against the manifest bytes and the trusted ``keys``; with
+    ``require``, at least ``threshold`` distinct trusted keys must have signed validly
+    (spec/signing.md §5)."""
     checks: list[SignatureCheck] = []
     problems: list[Problem] = []
     for name in bundle.signature_entries:
@@ -75,8 +80,18 @@ def check_signatures(
                     else f"{check.status} signature ({check.keyid}): {check.reason}"
                 )
                 problems.append(Problem(where, what, "signature"))
-    if require and not any(c.status == "valid" and c.trusted for c in checks):
-        what = "bundle is not signed" if not checks else "no valid signature by a trusted key"
+    valid = {c.keyid for c in checks if c.status == "valid" and c.trusted}
+    if require and len(valid) < threshold:
+        if not checks:
+            what = "bundle is not signed"
+        elif threshold == 1:
+            what = "no valid signature by a trusted key"
+        else:
+            missing = sorted({k.keyid for k in keys} - valid)
+            what = (
+                f"valid signatures by {len(valid)} of the trusted keys, {threshold} required "
+                f"(not signed by {', '.join(missing)})"
+            )
         problems.append(Problem(str(bundle.path), what, "signature"))
     return checks, problems
 
@@ -90,19 +105,25 @@ def verify_bundle(
     jobs: int = 2,
     progress: bool | None = None,
     deep: bool = False,
+    threshold: int | None = None,
+    require_all: bool = False,
 ) -> VerifyReport:
+    """Check ``bundle`` at ``level`` (spec/format.md §10.2, spec/signing.md §5). Signatures:
+    ``threshold`` distinct trusted keys must have signed (default 1 when keys are given);
+    ``require_all``: every trusted key."""
     if level not in LEVELS:
         raise UsageError(
             f"unknown verification level {level!r}", hint=f"use one of {', '.join(LEVELS)}"
         )
+    needed = _threshold(keys, threshold, require_all, require_signature)
     if require_signature is None:
-        require_signature = bool(keys)
+        require_signature = bool(keys) or needed > 1
     if require_signature and level != "full":
         raise UsageError(
             f"signatures are only checked at level full, not {level}",
             hint="drop --level or the keys",
         )
-    report = VerifyReport(str(bundle.path), bundle.id, level)
+    report = VerifyReport(str(bundle.path), bundle.id, level, deep=deep, threshold=needed)
     hashing = level in ("fixity", "full")
     blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
     total = sum(b.size for _, b in blobs) if hashing else 0
@@ -127,10 +148,36 @@ def verify_bundle(
     finally:
         bar.close()
     if level == "full":
-        report.signatures, problems = check_signatures(bundle, keys, require=require_signature)
+        report.signatures, problems = check_signatures(
+            bundle, keys, require=require_signature, threshold=needed
+        )
         report.problems.extend(problems)
     report.problems.sort(key=lambda p: p.where)
     return report
+
+
+def _threshold(
+    keys: Sequence[PublicKey], threshold: int | None, require_all: bool, require: bool | None
+) -> int:
+    """How many distinct trusted keys must have signed (spec/signing.md §5)."""
+    distinct = len({k.keyid for k in keys})
+    if require_all and threshold is not None:
+        raise UsageError("--require-all and --threshold exclude each other")
+    if require_all or threshold is not None:
+        if require is False:
+            raise UsageError(
+                "--require-all and --threshold check signatures", hint="drop --no-require-signature"
+            )
+        needed = distinct if require_all else int(threshold or 0)
+        if not 1 <= needed <= distinct:
+            raise UsageError(
+                f"a threshold of {needed} needs between 1 and {distinct} trusted keys"
+                if not require_all
+                else "--require-all needs at least one trusted key",
+                hint="give the keys with --key or --trusted-keys",
+            )
+        return needed
+    return 1
 
 
 def _kind(e: Error) -> str:

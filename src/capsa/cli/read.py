@@ -74,13 +74,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             progress=progress(args),
             deep=args.deep,
+            threshold=args.threshold,
+            require_all=args.require_all,
         )
+        stored_only = 0
+        if not args.deep and report.level != "structure":
+            blobs = b.manifest.blobs.values()
+            stored_only = sum(1 for blob in blobs if blob.stored_digest is not None)
     if args.json:
         emit_json(
             {
                 "bundle": report.bundle,
                 "id": report.bundle_id,
                 "level": report.level,
+                "deep": report.deep,
+                "threshold": report.threshold,
                 "ok": report.ok,
                 "blobs_checked": report.blobs_checked,
                 "bytes_checked": report.bytes_checked,
@@ -104,6 +112,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"{report.blobs_checked} blobs, {human(report.bytes_checked)} checked; "
                 f"id {report.bundle_id}"
             )
+            if stored_only and report.ok:
+                print(
+                    f"note: {stored_only} compressed blobs were checked as stored (their signed "
+                    "digests); --deep also decompresses them and checks their content"
+                )
     if report.ok:
         return ExitCode.OK
     return max(p.as_error().exit_code for p in report.problems)
@@ -138,6 +151,17 @@ def register(c: Commands) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="fail unless a trusted key signed the bundle (default: when keys are given)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=int,
+        metavar="N",
+        help="require valid signatures by at least N distinct trusted keys (default 1)",
+    )
+    p.add_argument(
+        "--require-all",
+        action="store_true",
+        help="require a valid signature by every trusted key",
     )
     p.add_argument(
         "--deep",
