@@ -66,6 +66,7 @@ def write_bundle(
     key: PrivateKey | None = None,
     keys: Sequence[PrivateKey] = (),
     compressed: dict[str, bytes] | None = None,
+    description: str = "",
 ) -> Path:
     """Write ``files`` and ``steps`` verbatim into a bundle, signed by ``key`` (and ``keys``).
 
@@ -89,7 +90,12 @@ def write_bundle(
 
     manifest = {
         "capsa": FORMAT_VERSION,
-        "bundle": {"title": "hostile", "description": "", "authors": [], "identifiers": []},
+        "bundle": {
+            "title": "hostile",
+            "description": description,
+            "authors": [],
+            "identifiers": [],
+        },
         "blobs": {d: blob(d, b) for d, b in sorted(blobs.items())},
         "files": {
             p: {"digest": digest(b), "role": "other", "mode": "0644"} for p, b in files.items()

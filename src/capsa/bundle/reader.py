@@ -20,7 +20,14 @@ from .._internal.crc import crc32
 from ..errors import Error, FormatError, IntegrityError, NotFoundError, UsageError
 from ..format import zstdseek
 from ..format.digest import format_digest, parse_digest
-from ..format.layout import MANIFEST_ENTRY, MIMETYPE, ORDER, blob_entry, classify
+from ..format.layout import (
+    ENTRY_LIMITS,
+    MANIFEST_ENTRY,
+    MIMETYPE,
+    ORDER,
+    blob_entry,
+    classify,
+)
 from ..format.manifest import Blob, Manifest, parse_manifest
 from ..format.source import ByteSource, Window
 from ..format.zip64 import ZipEntry, read_directory
@@ -29,7 +36,6 @@ from ..storage import open_source
 __all__ = ["BundleReader", "Member", "MemberFile", "crc_mismatch"]
 
 _R = TypeVar("_R", bound="BundleReader")
-_SMALL_ENTRY = 64 << 20
 _CACHE_FRAMES = 4
 
 
@@ -140,8 +146,11 @@ class BundleReader:
             )
 
     def _read_small(self, e: ZipEntry) -> bytes:
-        if e.size > _SMALL_ENTRY:
-            raise FormatError(f"entry larger than {_SMALL_ENTRY} bytes", where=f"entry {e.name!r}")
+        limit = ENTRY_LIMITS.get(classify(e.name), 0)
+        if e.size > limit:
+            raise FormatError(
+                f"entry larger than {limit} bytes (spec §3.5)", where=f"entry {e.name!r}"
+            )
         data = self.source.read_at(e.data_offset, e.size)
         if zlib.crc32(data) != e.crc:
             raise IntegrityError("CRC-32 mismatch", where=f"entry {e.name!r}")

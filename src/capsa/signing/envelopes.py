@@ -37,7 +37,15 @@ def signature_entry(keyid: str) -> str:
 
 
 def envelope_for(manifest_bytes: bytes, key: PrivateKey) -> bytes:
-    return dsse.sign(PAYLOAD_TYPE, manifest_bytes, [key]).to_json()
+    """The signature entry's bytes; never larger than a reader accepts (spec/format.md §3.5)."""
+    data = dsse.sign(PAYLOAD_TYPE, manifest_bytes, [key]).to_json()
+    if len(data) > dsse.MAX_ENVELOPE:
+        raise SignatureError(
+            f"the signature envelope would be {len(data)} bytes, more than the "
+            f"{dsse.MAX_ENVELOPE} a reader accepts (spec/format.md §3.5)",
+            hint="the manifest is too large to sign; split the bundle",
+        )
+    return data
 
 
 @dataclass
