@@ -178,8 +178,10 @@ def _meta(
     license: str | None,
     identifiers: Sequence[tuple[str, str]],
     created: str | None,
+    publisher: str | None = None,
 ) -> BundleMeta:
     return BundleMeta(
+        publisher=publisher,
         title=title,
         description=description,
         authors=tuple(a if isinstance(a, Author) else Author(name=a) for a in authors),
@@ -200,6 +202,7 @@ def pack(
     license: str | None = None,
     identifiers: Sequence[tuple[str, str]] = (),
     created: str | None = None,
+    publisher: str | None = None,
     roles: Sequence[tuple[str, str]] = (),
     default_role: str = "other",
     steps: Sequence[Step] = (),
@@ -212,7 +215,9 @@ def pack(
     """Pack files and directories into a bundle at ``output`` (spec/format.md).
 
     ``paths`` are mapped to bundle paths by :func:`collect_paths`; ``files`` maps bundle paths to
-    files explicitly. ``roles`` is a list of (glob over bundle paths, role), first match wins.
+    files explicitly. ``authors`` are names or :class:`Author` (ORCID, affiliation);
+    ``publisher`` the publishing organisation. ``roles`` is a list of (glob over bundle paths,
+    role), first match wins.
     Each key in ``sign`` adds a signature over the manifest (spec/signing.md). ``expected`` maps
     bundle paths to the digests they must have (recorded steps): a file that changed since is
     refused with IntegrityError while it is packed, so nothing is hashed twice.
@@ -240,7 +245,15 @@ def pack(
     if default_role not in ROLES:
         raise UsageError(f"unknown role {default_role!r}", hint=f"use one of {', '.join(ROLES)}")
     try:
-        meta = _meta(title, description, authors, license, identifiers, created_timestamp(created))
+        meta = _meta(
+            title,
+            description,
+            authors,
+            license,
+            identifiers,
+            created_timestamp(created),
+            publisher,
+        )
     except ValidationError as e:
         raise UsageError(f"invalid bundle metadata: {e.errors()[0]['msg']}") from e
     ordered = sorted(mapping.items(), key=lambda kv: kv[0].encode())

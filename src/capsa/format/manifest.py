@@ -77,6 +77,7 @@ class Author(_Model):
     orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
     """ORCID iD without the URL prefix."""
     affiliation: str | None = None
+    """The organisation the author belongs to."""
 
 
 class Identifier(_Model):
@@ -94,6 +95,8 @@ class BundleMeta(_Model):
     identifiers: tuple[Identifier, ...] = ()
     created: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
     """UTC time given by the user or SOURCE_DATE_EPOCH; never the packing clock (spec §7.2)."""
+    publisher: str | None = Field(default=None, min_length=1)
+    """The organisation that publishes the bundle (format 1.2), e.g. a collaboration."""
 
 
 class Blob(_Model):
