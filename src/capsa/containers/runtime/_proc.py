@@ -30,6 +30,8 @@ def run_captured(
     *,
     timeout: float | None,
     echo: bool,
+    pass_fds: tuple[int, ...] = (),
+    executable: str | None = None,
 ) -> tuple[int, bool]:
     """Exit code (negative signal number if killed) and whether the timeout fired.
 
@@ -45,6 +47,8 @@ def run_captured(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            pass_fds=pass_fds,
+            executable=executable,
         ) as proc,
     ):
         assert proc.stdout is not None and proc.stderr is not None

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..._internal.fs import open_dir, open_root
@@ -107,7 +108,25 @@ class BwrapRuntime:
         _check_command(rootfs, spec)
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        code, timed_out = run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        # bwrap's options go through a file descriptor (`--args FD`), not its command line: the
+        # sandbox's pid 1 is bwrap itself, and /proc/1/cmdline would show the step the host's
+        # cache and project paths (spec/recording.md §1).
+        split = cmd.index("--")
+        with tempfile.TemporaryFile() as options:
+            options.write(b"".join(os.fsencode(a) + b"\0" for a in cmd[1:split]))
+            options.flush()
+            options.seek(0)
+            fd = options.fileno()
+            code, timed_out = run_captured(
+                ["bwrap", "--args", str(fd), *cmd[split:]],
+                env,
+                stdout,
+                stderr,
+                timeout=spec.timeout,
+                echo=echo,
+                pass_fds=(fd,),
+                executable=cmd[0],
+            )
         if code != 0 and not timed_out:
             _raise_for_bwrap_failure(stderr, spec)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
