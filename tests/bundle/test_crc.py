@@ -6,13 +6,13 @@ CRC — passes none of them. Test vector: fixtures/bundles/invalid_blob_crc_mism
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import capsa
 from capsa.format.zip64 import CENTRAL
+from conftest import capsa_subprocess
 
 VECTOR = Path(__file__).resolve().parents[2] / "fixtures/bundles/invalid_blob_crc_mismatch.capsa"
 MESSAGE = "CRC-32 mismatch"
@@ -35,14 +35,6 @@ def _change_crc(bundle: Path, member: str) -> str:
     return entry.name
 
 
-def _capsa(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-m", "capsa", *map(str, args)],
-        capture_output=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("member", "encoding"),
     [("analysis/noise.bin", "identity"), ("analysis/signal.bin", "zstd-seekable")],
@@ -61,21 +53,21 @@ def test_a_blob_whose_crc_changed_in_both_headers_passes_nothing(
         ["cat", bundle_copy, member],
         ["extract", bundle_copy, member, "-C", tmp_path / "out"],
     ):
-        r = _capsa(*args)
+        r = capsa_subprocess(*args)
         err = r.stderr.decode()
         assert r.returncode == 4, (args, err)
         assert err.count("\n") == 1 and MESSAGE in err, (args, err)
     assert not (tmp_path / "out" / member).exists()
     # Opening, listing and the structure level read no blob bytes: they cannot see it.
-    assert _capsa("verify", "--level", "structure", bundle_copy).returncode == 0
+    assert capsa_subprocess("verify", "--level", "structure", bundle_copy).returncode == 0
     # A range read reads part of the bytes only, and is not checked against the whole CRC.
-    assert _capsa("cat", bundle_copy, member, "--length", "10").returncode == 0
+    assert capsa_subprocess("cat", bundle_copy, member, "--length", "10").returncode == 0
 
 
 def test_the_vector_fails_cat_and_extract_too(tmp_path: Path) -> None:
-    r = _capsa("cat", VECTOR, "data/measurements.bin")
+    r = capsa_subprocess("cat", VECTOR, "data/measurements.bin")
     assert r.returncode == 4 and MESSAGE in r.stderr.decode()
-    r = _capsa("extract", VECTOR, "-C", tmp_path / "out")
+    r = capsa_subprocess("extract", VECTOR, "-C", tmp_path / "out")
     assert r.returncode == 4 and MESSAGE in r.stderr.decode()
 
 
@@ -84,7 +76,7 @@ def test_an_intact_bundle_passes_every_crc_check(bundle_copy: Path, tmp_path: Pa
         ["verify", "--deep", bundle_copy],
         ["extract", "-q", bundle_copy, "-C", tmp_path / "out"],
     ):
-        assert _capsa(*args).returncode == 0
+        assert capsa_subprocess(*args).returncode == 0
     with capsa.open(bundle_copy) as b:
         for m in b.members():
             with b.open_member(m.path) as f:

@@ -5,8 +5,6 @@ description, which costs one file instead of 500 000."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,18 +13,10 @@ import capsa
 from capsa.format.layout import MAX_ENVELOPE
 from capsa.format.manifest import MAX_MANIFEST
 from capsa.signing.keys import keygen
+from conftest import capsa_text
 from hostile import write_bundle
 
 pytestmark = pytest.mark.slow  # a 64 MiB manifest, read by several processes
-
-
-def _capsa(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-m", "capsa", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _manifest_size(bundle: Path) -> int:
@@ -51,13 +41,13 @@ def test_the_largest_manifest_signed_is_accepted(largest: tuple[Path, Path, Path
     """Was: `capsa sign` exited 0 and `verify` called the signature malformed (its envelope
     exceeded the reader's 64 MiB entry limit)."""
     bundle, priv, pub = largest
-    r = _capsa("sign", bundle, "--key", priv)
+    r = capsa_text("sign", bundle, "--key", priv)
     assert r.returncode == 0, r.stderr
     with capsa.open(bundle) as b:
         (name,) = b.signature_entries
         envelope = b.entries[-1]
         assert envelope.name == name and MAX_MANIFEST < envelope.size <= MAX_ENVELOPE
-    r = _capsa("verify", bundle, "--key", pub)
+    r = capsa_text("verify", bundle, "--key", pub)
     assert r.returncode == 0, r.stderr
     assert ": valid, trusted" in r.stdout
 
@@ -88,7 +78,7 @@ def test_a_reader_refuses_a_manifest_one_byte_over(tmp_path: Path) -> None:
     files = {"data.txt": b"x"}
     size = _manifest_size(write_bundle(tmp_path / "probe.capsa", files))
     over = write_bundle(tmp_path / "over.capsa", files, description="x" * (MAX_MANIFEST - size + 1))
-    r = _capsa("verify", over)
+    r = capsa_text("verify", over)
     assert r.returncode == 3, r.stderr
     assert f"entry larger than {MAX_MANIFEST} bytes (spec §3.5)" in r.stderr
     assert r.stderr.count("\n") == 1

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -23,18 +21,10 @@ import pytest
 import capsa
 from capsa.format.zip64 import ZipWriter
 from capsa.signing.keys import PrivateKey, keygen, load_private_key
+from conftest import capsa_text
 from hostile import write_bundle
 
 FILES = {"data/a.txt": b"alpha\n", "data/b.txt": b"beta\n"}
-
-
-def _capsa(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-W", "error", "-m", "capsa", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture
@@ -77,7 +67,7 @@ def test_a_misshapen_signature_by_an_untrusted_key_fails(
     (alice, alice_pub), (bob, _) = people["alice"], people["bob"]
     good = write_bundle(tmp_path / "b.capsa", FILES, keys=[alice, bob])
     bad = _rewrite_signature(good, tmp_path / "bad.capsa", bob.keyid, b"\x5a" * length)
-    r = _capsa("verify", bad, "--key", alice_pub)
+    r = capsa_text("verify", bad, "--key", alice_pub)
     assert r.returncode == 5, r.stderr
     assert f"malformed signature ({bob.keyid})" in r.stderr
     assert "is not Ed25519, ECDSA P-256 (DER) or RSA" in r.stderr
@@ -93,13 +83,13 @@ def test_a_well_shaped_signature_by_an_unknown_key_is_not_checked_and_does_not_f
     (alice, alice_pub), (bob, _) = people["alice"], people["bob"]
     good = write_bundle(tmp_path / "b.capsa", FILES, keys=[alice, bob])
     forged = _rewrite_signature(good, tmp_path / "f.capsa", bob.keyid, b"\x01" * 64)
-    r = _capsa("verify", forged, "--key", alice_pub, "--json")
+    r = capsa_text("verify", forged, "--key", alice_pub, "--json")
     assert r.returncode == 0, r.stderr
     statuses = {s["keyid"]: s for s in json.loads(r.stdout)["signatures"]}
     assert statuses[bob.keyid]["status"] == "unknown-key"
     assert statuses[bob.keyid]["reason"].startswith("not checked")
     # With bob's key too, the same signature is invalid.
-    r = _capsa("verify", forged, "--key", alice_pub, "--key", people["bob"][1])
+    r = capsa_text("verify", forged, "--key", alice_pub, "--key", people["bob"][1])
     assert r.returncode == 5 and f"invalid signature ({bob.keyid})" in r.stderr
 
 
@@ -109,23 +99,23 @@ def test_threshold_and_require_all(tmp_path: Path, people) -> None:  # type: ign
     both = write_bundle(tmp_path / "ab.capsa", FILES, keys=[alice, bob])
     two = ["--key", a_pub, "--key", b_pub]
     # The default: one trusted valid signature is enough.
-    assert _capsa("verify", only_alice, *two).returncode == 0
+    assert capsa_text("verify", only_alice, *two).returncode == 0
     for policy in (["--require-all"], ["--threshold", "2"]):
-        r = _capsa("verify", only_alice, *two, *policy)
+        r = capsa_text("verify", only_alice, *two, *policy)
         assert r.returncode == 5, r.stderr
         assert "valid signatures by 1 of the trusted keys, 2 required" in r.stderr
         assert f"not signed by {bob.keyid}" in r.stderr
         assert r.stderr.count("\n") == 1
-        r = _capsa("verify", both, *two, *policy, "--json")
+        r = capsa_text("verify", both, *two, *policy, "--json")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["threshold"] == 2
     # Two of three trusted keys.
-    r = _capsa("verify", both, *two, "--key", c_pub, "--threshold", "2")
+    r = capsa_text("verify", both, *two, "--key", c_pub, "--threshold", "2")
     assert r.returncode == 0, r.stderr
-    r = _capsa("verify", both, *two, "--key", c_pub, "--require-all")
+    r = capsa_text("verify", both, *two, "--key", c_pub, "--require-all")
     assert r.returncode == 5 and "2 of the trusted keys, 3 required" in r.stderr
     # The same key given twice counts once.
-    r = _capsa("verify", only_alice, "--key", a_pub, "--key", a_pub, "--threshold", "2")
+    r = capsa_text("verify", only_alice, "--key", a_pub, "--key", a_pub, "--threshold", "2")
     assert r.returncode == 2 and "between 1 and 1 trusted keys" in r.stderr
 
 
@@ -141,7 +131,7 @@ def test_threshold_and_require_all(tmp_path: Path, people) -> None:  # type: ign
 def test_impossible_policies_are_usage_errors(tmp_path: Path, people, args) -> None:  # type: ignore[no-untyped-def]
     alice, a_pub = people["alice"]
     b = write_bundle(tmp_path / "a.capsa", FILES, keys=[alice])
-    r = _capsa("verify", b, "--key", a_pub, "--key", people["bob"][1], *args)
+    r = capsa_text("verify", b, "--key", a_pub, "--key", people["bob"][1], *args)
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("capsa: error: ")
 
@@ -161,13 +151,13 @@ def test_lying_frames_pass_default_verify_which_says_so_and_fail_deep_cat_extrac
         keys=[alice],
         compressed={"result.txt": actual},
     )
-    r = _capsa("verify", b, "--key", a_pub)
+    r = capsa_text("verify", b, "--key", a_pub)
     assert r.returncode == 0, r.stderr
     assert "note: 1 compressed blobs were checked as stored" in r.stdout
     assert "--deep also decompresses them" in r.stdout
-    r = _capsa("verify", b, "--key", a_pub, "--deep")
+    r = capsa_text("verify", b, "--key", a_pub, "--deep")
     assert r.returncode == 4 and "digest mismatch" in r.stderr, r.stderr
     for args in (["cat", b, "result.txt"], ["extract", b, "-C", tmp_path / "out"]):
-        r = _capsa(*args)
+        r = capsa_text(*args)
         assert r.returncode == 4 and "digest mismatch" in r.stderr, (args, r.stderr)
     assert list((tmp_path / "out").iterdir()) == []

@@ -62,16 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``-v``: capsa's errors, OS errors and Ctrl-C are one line each, and anything else is a bug,
     reported as one (exit 70)."""
     verbose = False
+
+    def fail(text: str, code: int) -> int:
+        if verbose:
+            traceback.print_exc()
+        print(f"capsa: error: {text}", file=sys.stderr)
+        return code
+
     with _interrupts() as interrupted:
         try:
             args = build_parser().parse_args(argv)
             verbose = args.verbose
             return int(args.func(args))
         except Error as e:
-            if verbose:
-                traceback.print_exc()
-            print(f"capsa: error: {e.diagnostics()}", file=sys.stderr)
-            return e.exit_code
+            return fail(e.diagnostics(), e.exit_code)
         except BrokenPipeError:
             # The reader went away (`capsa cat ... | head`): not an error worth a message.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -81,10 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("capsa: interrupted", file=sys.stderr)
             return ExitCode.INTERRUPTED
         except OSError as e:
-            if verbose:
-                traceback.print_exc()
-            print(f"capsa: error: {_os_error(e)}", file=sys.stderr)
-            return ExitCode.IO
+            return fail(_os_error(e), ExitCode.IO)
         except SystemExit:
             raise  # argparse: --help, --version, usage errors
         except BaseException as e:
@@ -93,14 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # panic, say); it is still an interrupt.
                 print("capsa: interrupted", file=sys.stderr)
                 return ExitCode.INTERRUPTED
-            if verbose:
-                traceback.print_exc()
-            print(
-                f"capsa: error: internal error: {type(e).__name__}: {e} "
+            return fail(
+                f"internal error: {type(e).__name__}: {e} "
                 "(a bug in capsa: run again with -v and report it)",
-                file=sys.stderr,
+                ExitCode.INTERNAL,
             )
-            return ExitCode.INTERNAL
 
 
 @contextlib.contextmanager
