@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -110,6 +111,9 @@ def _interrupts() -> Iterator[Callable[[], bool]]:
     def handler(signum: int, frame: FrameType | None) -> None:
         nonlocal seen
         seen = True
+        # An interrupt can land between opening a file and wrapping it (inside io.open): the
+        # unwinding then drops an open file, which is no leak worth a warning on the way out.
+        warnings.filterwarnings("ignore", category=ResourceWarning)
         raise KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():
