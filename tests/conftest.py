@@ -194,6 +194,14 @@ def capsa_subprocess(
     )
 
 
+def capsa_text(
+    *args: str | os.PathLike[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`capsa_subprocess` with its stdout and stderr decoded."""
+    r = capsa_subprocess(*args, cwd=cwd, env=env)
+    return subprocess.CompletedProcess(r.args, r.returncode, r.stdout.decode(), r.stderr.decode())
+
+
 @pytest.fixture
 def run_capsa() -> Callable[..., subprocess.CompletedProcess[bytes]]:
     return capsa_subprocess

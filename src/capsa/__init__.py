@@ -2,9 +2,9 @@
 
 The public API is what ``__all__`` lists, and the ``__all__`` of the packages it names:
 ``capsa.compare`` (comparators and verdicts) and ``capsa.replay`` (re-running a bundle).
-Everything else is internal. This module must stay cheap to import (no h5py, no container or
-replay machinery until used), because ``capsa --help`` imports it: the names from recording,
-replay, comparison and keys load on first access.
+Everything else is internal. Importing this module loads nothing but the errors: every other
+name loads on first access (PEP 562), so ``capsa --help`` stays fast and the command can catch
+Ctrl-C before it imports anything heavy (``capsa.__main__``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .bundle import (
-    Bundle,
-    Member,
-    MemberFile,
-    PackResult,
-    Problem,
-    VerifyReport,
-    open_bundle,
-    pack,
-    sign_bundle,
-)
 from .errors import (
     Error,
     ExistsError,
@@ -35,22 +24,41 @@ from .errors import (
     SignatureError,
     UsageError,
 )
-from .format.manifest import FORMAT_VERSION, Manifest, Step, StepFile
-from .format.policy import BytesPolicy, ComparePolicy, Hdf5Policy, compare_policy
 
 # Public packages, imported on first access like the names below.
 _PACKAGES = ("compare", "replay")
 
 if TYPE_CHECKING:
+    from .bundle import (
+        Bundle,
+        Member,
+        MemberFile,
+        PackResult,
+        Problem,
+        VerifyReport,
+        pack,
+        sign_bundle,
+    )
+    from .bundle import open_bundle as open
+    from .format.manifest import FORMAT_VERSION, Manifest, Step, StepFile
+    from .format.policy import BytesPolicy, ComparePolicy, Hdf5Policy, compare_policy
     from .recording.lineage import pack_from_journal
     from .recording.run import RunOutcome, run_step
     from .signing.envelopes import load_trusted_keys
     from .signing.keys import PrivateKey, PublicKey, keygen, load_private_key, load_public_key
 
-open = open_bundle
-
 # name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
+    **dict.fromkeys(
+        ("Bundle", "Member", "MemberFile", "PackResult", "Problem", "VerifyReport", "pack"),
+        "capsa.bundle",
+    ),
+    "sign_bundle": "capsa.bundle",
+    "open": "capsa.bundle",
+    **dict.fromkeys(("FORMAT_VERSION", "Manifest", "Step", "StepFile"), "capsa.format.manifest"),
+    **dict.fromkeys(
+        ("BytesPolicy", "ComparePolicy", "Hdf5Policy", "compare_policy"), "capsa.format.policy"
+    ),
     "pack_from_journal": "capsa.recording.lineage",
     "RunOutcome": "capsa.recording.run",
     "run_step": "capsa.recording.run",
@@ -62,6 +70,8 @@ _LAZY = {
     "load_public_key": "capsa.signing.keys",
 }
 
+_RENAMED = {"open": "open_bundle"}
+
 
 def __getattr__(name: str) -> Any:
     import importlib
@@ -71,7 +81,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'capsa' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

@@ -290,3 +290,18 @@ def test_the_step_never_sees_or_changes_the_journal(project: Path) -> None:
     assert Journal(project).blob_path(peek.step.stdout).read_bytes() == b""
     new = [p for p in _tree(project / ".capsa") if p not in before]
     assert not any("000009" in p for p in new)
+
+
+def test_the_sandbox_does_not_see_host_paths_in_pid_1s_command_line(project: Path) -> None:
+    """bwrap is pid 1 inside the sandbox; its command line (the unpacked image in the host's
+    cache, the project directory) went to /proc/1/cmdline. Its options now go through a file
+    descriptor (issue 10 item 11)."""
+    rc, err = _run(project, "--name", "peek", "--", "cat", "/proc/1/cmdline")
+    assert rc == 0, err
+    (entry,) = Journal(project).entries()
+    assert entry.step.stdout is not None
+    seen = Journal(project).blob_path(entry.step.stdout).read_bytes().split(b"\0")
+    assert seen[:2] == [b"bwrap", b"--args"] and seen[2].isdigit() and seen[3] == b"--", seen
+    text = b" ".join(seen).decode()
+    assert str(project) not in text and str(project.parent / "cache") not in text, text
+    assert seen[-3:-1] == [b"cat", b"/proc/1/cmdline"]

@@ -5,6 +5,7 @@ is `different` naming dataset and index; failures, timeouts, signatures and atte
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -321,7 +322,17 @@ def test_signed_attestation(replay_cli, recorded, tmp_path: Path) -> None:  # ty
     assert env.verify(load_public_key(recorded["pub"])) == [True]
     statement = json.loads(env.payload)
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
-    assert statement["subject"][0]["digest"]["sha256"] == doc["bundle_id"][7:]
+    # Subjects a generic in-toto verifier can check by hashing: the bundle file itself, and the
+    # replayed outputs; the bundle id (the manifest's digest) is in the predicate.
+    bundle, *outputs = statement["subject"]
+    assert bundle["name"] == Path(recorded["bundle"]).name
+    assert bundle["digest"]["sha256"] == hashlib.sha256(recorded["bundle"].read_bytes()).hexdigest()
+    assert bundle["digest"]["sha256"] != doc["bundle_id"][7:]
+    (select,) = [s for s in doc["steps"] if s["name"] == "select"]
+    assert [(o["name"], "sha256:" + o["digest"]["sha256"]) for o in outputs] == [
+        (o["path"], o["found"]) for o in select["outputs"]
+    ]
+    assert statement["predicate"]["bundle_id"] == doc["bundle_id"]
     assert statement["predicate"]["ok"] is True
     assert base64  # envelope payload is base64 in the file
     rc, _, err = replay_cli(

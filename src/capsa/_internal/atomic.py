@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,10 @@ from typing import BinaryIO
 
 from ..errors import ExistsError, NotFoundError
 
-__all__ = ["atomic_output", "check_destination"]
+__all__ = ["NO_ROOM", "atomic_output", "check_destination"]
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""OS errors about the destination's file system, not the data being written."""
 
 
 def check_destination(path: str | os.PathLike[str], *, force: bool = False) -> Path:
@@ -32,23 +36,29 @@ def check_destination(path: str | os.PathLike[str], *, force: bool = False) -> P
 
 @contextlib.contextmanager
 def atomic_output(
-    path: str | os.PathLike[str], *, force: bool = False, mode: int = 0o644
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    mode: int = 0o644,
+    exact_mode: bool = False,
 ) -> Iterator[BinaryIO]:
     """Yield a temporary file beside ``path``; on success rename it to ``path``.
 
     Without ``force`` an existing ``path`` is never replaced, not even one that appears while
     we write (the final step is a hard link, which fails if the name exists). The file is
-    created with mode 0600 and gets ``mode`` (less the umask) only once complete.
+    created with mode 0600 and gets ``mode`` (less the umask, unless ``exact_mode``: a file
+    rewritten in place keeps its own) only once complete.
     """
     dest = check_destination(path, force=force)
     parent = dest.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=parent)
         with os.fdopen(fd, "w+b") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode & ~_umask())
+        os.chmod(tmp, mode if exact_mode else mode & ~_umask())
         if force:
             os.replace(tmp, dest)
         else:
@@ -61,9 +71,13 @@ def atomic_output(
                     hint="use --force to replace it",
                 ) from None
             os.unlink(tmp)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in NO_ROOM:
+            # A failed write() names no file, mkstemp() its temporary name: name the output.
+            e.filename = str(dest)
         raise
 
 

@@ -29,11 +29,14 @@ class Bundle(BundleReader):
         jobs: int = 2,
         progress: bool | None = None,
         deep: bool = False,
+        threshold: int | None = None,
+        require_all: bool = False,
     ) -> VerifyReport:
         """Check the bundle at ``level`` (spec/format.md §10.2, spec/signing.md §5).
 
         ``require_signature`` defaults to True when ``keys`` are given; ``deep`` decompresses
-        every zstd-seekable blob and checks its content digest too.
+        every zstd-seekable blob and checks its content digest too. ``threshold``: valid
+        signatures by at least that many distinct trusted keys; ``require_all``: by every one.
         """
         return verify_bundle(
             self,
@@ -43,6 +46,8 @@ class Bundle(BundleReader):
             jobs=jobs,
             progress=progress,
             deep=deep,
+            threshold=threshold,
+            require_all=require_all,
         )
 
     def extract(

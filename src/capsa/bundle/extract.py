@@ -15,11 +15,12 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .._internal.atomic import NO_ROOM
 from .._internal.fs import open_dir, open_root, segments
 from .._internal.progress import make_progress
 from ..errors import ExistsError, IntegrityError, NotFoundError, UsageError
 from ..format.digest import copy_hashed
-from .reader import BundleReader
+from .reader import BundleReader, crc_mismatch
 
 __all__ = ["extract_bundle"]
 
@@ -140,6 +141,7 @@ def _extract_one(
         try:
             with bundle.open_member(path) as src, os.fdopen(out, "wb", closefd=False) as dst:
                 found = copy_hashed(src, dst, hasher, bar)
+                crc_ok = src.crc_matches()
             if found != entry.digest:
                 raise IntegrityError(
                     "digest mismatch",
@@ -147,6 +149,8 @@ def _extract_one(
                     expected=entry.digest,
                     found=found,
                 )
+            if crc_ok is False:
+                raise crc_mismatch(f"{bundle.path}: {path}")
             os.fchmod(out, 0o755 if entry.mode == "0755" else 0o644)
         finally:
             os.close(out)
@@ -160,9 +164,11 @@ def _extract_one(
                     "file exists", where=where, hint="use --force to replace it"
                 ) from None
             os.unlink(tmp, dir_fd=fd)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=fd)
+        if isinstance(e, OSError) and e.errno in NO_ROOM and e.filename is None:
+            e.filename = where  # a failed write() names no file: say which one
         raise
     finally:
         os.close(fd)

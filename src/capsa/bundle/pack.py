@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
 import os
 import stat
 import time
@@ -20,14 +21,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from .._internal.atomic import atomic_output
 from .._internal.fs import ConfinedPath
-from .._internal.progress import make_progress
+from .._internal.progress import format_size, make_progress
 from ..errors import IntegrityError, NotFoundError, UsageError
 from ..format import zstdseek
-from ..format.canonical import canonical_json
 from ..format.digest import format_digest
 from ..format.layout import MANIFEST_ENTRY, MIMETYPE, MIMETYPE_ENTRY
 from ..format.manifest import (
     FORMAT_VERSION,
+    MAX_MANIFEST,
     Author,
     BundleMeta,
     FileEntry,
@@ -35,6 +36,7 @@ from ..format.manifest import (
     Manifest,
     Role,
     Step,
+    encode_manifest,
 )
 from ..format.names import LogicalPath, explain, file_dir_conflict
 from ..signing.envelopes import envelope_for, signature_entry
@@ -130,6 +132,24 @@ def _check_logical_paths(logicals: Sequence[str]) -> None:
         raise UsageError(f"bundle path {conflict!r} is both a file and a directory")
 
 
+def _file_entry_size(logical: str, role: str) -> int:
+    """Bytes a file adds to the manifest at least (its ``files`` entry, spec §7.4, §8)."""
+    key = json.dumps(logical, ensure_ascii=False).encode()
+    return len(key) + len(f':{{"digest":"sha256:{"0" * 64}","mode":"0644","role":"{role}"}},')
+
+
+def _check_manifest_size(size: int, *, early: bool) -> None:
+    """A writer never writes a manifest a reader refuses (spec §3.5)."""
+    if size <= MAX_MANIFEST:
+        return
+    what = "the file list alone makes" if early else "it makes"
+    raise UsageError(
+        f"too many files for one bundle: {what} a manifest of {format_size(size)}, more than the "
+        f"{format_size(MAX_MANIFEST)} a reader accepts (spec/format.md §3.5)",
+        hint="split the analysis into several bundles (about 500 000 files each at most)",
+    )
+
+
 def _same_file(p: Path, st: os.stat_result) -> bool:
     try:
         other = p.stat()
@@ -158,8 +178,10 @@ def _meta(
     license: str | None,
     identifiers: Sequence[tuple[str, str]],
     created: str | None,
+    publisher: str | None = None,
 ) -> BundleMeta:
     return BundleMeta(
+        publisher=publisher,
         title=title,
         description=description,
         authors=tuple(a if isinstance(a, Author) else Author(name=a) for a in authors),
@@ -180,6 +202,7 @@ def pack(
     license: str | None = None,
     identifiers: Sequence[tuple[str, str]] = (),
     created: str | None = None,
+    publisher: str | None = None,
     roles: Sequence[tuple[str, str]] = (),
     default_role: str = "other",
     steps: Sequence[Step] = (),
@@ -192,7 +215,9 @@ def pack(
     """Pack files and directories into a bundle at ``output`` (spec/format.md).
 
     ``paths`` are mapped to bundle paths by :func:`collect_paths`; ``files`` maps bundle paths to
-    files explicitly. ``roles`` is a list of (glob over bundle paths, role), first match wins.
+    files explicitly. ``authors`` are names or :class:`Author` (ORCID, affiliation);
+    ``publisher`` the publishing organisation. ``roles`` is a list of (glob over bundle paths,
+    role), first match wins.
     Each key in ``sign`` adds a signature over the manifest (spec/signing.md). ``expected`` maps
     bundle paths to the digests they must have (recorded steps): a file that changed since is
     refused with IntegrityError while it is packed, so nothing is hashed twice.
@@ -220,11 +245,22 @@ def pack(
     if default_role not in ROLES:
         raise UsageError(f"unknown role {default_role!r}", hint=f"use one of {', '.join(ROLES)}")
     try:
-        meta = _meta(title, description, authors, license, identifiers, created_timestamp(created))
+        meta = _meta(
+            title,
+            description,
+            authors,
+            license,
+            identifiers,
+            created_timestamp(created),
+            publisher,
+        )
     except ValidationError as e:
         raise UsageError(f"invalid bundle metadata: {e.errors()[0]['msg']}") from e
     ordered = sorted(mapping.items(), key=lambda kv: kv[0].encode())
     _check_logical_paths(list(mapping))
+    _check_manifest_size(
+        sum(_file_entry_size(k, _role_for(k, roles, default_role)) for k in mapping), early=True
+    )
     total = 0
     for _, p in ordered:
         try:
@@ -266,7 +302,8 @@ def pack(
                 files=entries,
                 steps=tuple(steps),
             )
-            data = canonical_json(manifest)
+            data = encode_manifest(manifest)
+            _check_manifest_size(len(data), early=False)
             packer.zip.add_bytes(MANIFEST_ENTRY, data)
             signers = {signature_entry(k.keyid): k for k in sign}  # one slot per key
             for name, key in sorted(signers.items()):

@@ -16,19 +16,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from .._internal.crc import crc32
 from ..errors import Error, FormatError, IntegrityError, NotFoundError, UsageError
 from ..format import zstdseek
 from ..format.digest import format_digest, parse_digest
-from ..format.layout import MANIFEST_ENTRY, MIMETYPE, ORDER, blob_entry, classify
+from ..format.layout import (
+    ENTRY_LIMITS,
+    MANIFEST_ENTRY,
+    MIMETYPE,
+    ORDER,
+    blob_entry,
+    classify,
+)
 from ..format.manifest import Blob, Manifest, parse_manifest
 from ..format.source import ByteSource, Window
 from ..format.zip64 import ZipEntry, read_directory
 from ..storage import open_source
 
-__all__ = ["BundleReader", "Member", "MemberFile"]
+__all__ = ["BundleReader", "Member", "MemberFile", "crc_mismatch"]
 
 _R = TypeVar("_R", bound="BundleReader")
-_SMALL_ENTRY = 64 << 20
 _CACHE_FRAMES = 4
 
 
@@ -139,8 +146,11 @@ class BundleReader:
             )
 
     def _read_small(self, e: ZipEntry) -> bytes:
-        if e.size > _SMALL_ENTRY:
-            raise FormatError(f"entry larger than {_SMALL_ENTRY} bytes", where=f"entry {e.name!r}")
+        limit = ENTRY_LIMITS.get(classify(e.name), 0)
+        if e.size > limit:
+            raise FormatError(
+                f"entry larger than {limit} bytes (spec §3.5)", where=f"entry {e.name!r}"
+            )
         data = self.source.read_at(e.data_offset, e.size)
         if zlib.crc32(data) != e.crc:
             raise IntegrityError("CRC-32 mismatch", where=f"entry {e.name!r}")
@@ -215,6 +225,7 @@ class BundleReader:
                     sha.update(chunk)
                 remaining -= len(chunk)
                 written += len(chunk)
+            crc_ok = f.crc_matches()
         expected = self.manifest.files[path].digest
         if sha is not None and format_digest(sha.hexdigest()) != expected:
             raise IntegrityError(
@@ -222,6 +233,8 @@ class BundleReader:
                 where=f"{self.path}: {path}",
                 expected=expected,
             )
+        if sha is not None and crc_ok is False:
+            raise crc_mismatch(f"{self.path}: {path}")
         return written
 
     def seek_index(self, blob: Blob, entry: ZipEntry, where: str) -> zstdseek.SeekIndex:
@@ -241,11 +254,22 @@ class BundleReader:
         self.close()
 
 
+def crc_mismatch(where: str) -> IntegrityError:
+    """The ZIP CRC-32 of a blob entry does not match its stored bytes (spec §3.1, §10.2)."""
+    return IntegrityError(
+        "CRC-32 mismatch: the ZIP headers' CRC is not that of the stored bytes",
+        where=where,
+        hint="the bundle was damaged or edited; unzip -t reports the same",
+    )
+
+
 class MemberFile(io.RawIOBase):
     """Random access to one blob: identity blobs by offset, zstd blobs frame by frame.
 
     Only the frames a read touches are read and decompressed (a few are cached), so
     ``h5py.File(bundle.open_member("x.h5"))`` reads a dataset without inflating the file.
+    The stored bytes read in order from the start go into a CRC-32 on the way, so a whole read
+    can be checked against the entry's CRC at no extra read (:meth:`crc_matches`).
     """
 
     def __init__(self, bundle: BundleReader, blob: Blob, entry: ZipEntry, *, where: str) -> None:
@@ -255,6 +279,7 @@ class MemberFile(io.RawIOBase):
         self._size = blob.size
         self._where = where
         self._pos = 0
+        self._crc, self._crc_at = 0, 0  # CRC-32 of the stored bytes [0, _crc_at)
         self._index: zstdseek.SeekIndex | None = None
         if blob.encoding == "zstd-seekable":
             self._index = bundle.seek_index(blob, entry, where)
@@ -297,6 +322,7 @@ class MemberFile(io.RawIOBase):
         assert idx is not None
         c0, c1 = idx.comp[i], idx.comp[i + 1]
         raw = self._bundle.read_at(self._entry.data_offset + c0, c1 - c0)
+        self._count_crc(c0, raw)
         data = zstdseek.decompress_frame(
             self._dctx,
             raw,
@@ -318,6 +344,7 @@ class MemberFile(io.RawIOBase):
             return 0
         if self._index is None:
             data = self._bundle.read_at(self._entry.data_offset + self._pos, want)
+            self._count_crc(self._pos, data)
             view[:want] = data
         else:
             done = 0
@@ -331,6 +358,24 @@ class MemberFile(io.RawIOBase):
                 done += n
         self._pos += want
         return want
+
+    def _count_crc(self, offset: int, raw: bytes) -> None:
+        if offset == self._crc_at:
+            self._crc = crc32(raw, self._crc)
+            self._crc_at += len(raw)
+
+    def crc_matches(self) -> bool | None:
+        """Whether the stored bytes read so far, in order from the start, have the entry's
+        CRC-32 — None when they are not all of them (a partial or out-of-order read). For a
+        zstd blob whose frames were all read, the seek table (already checked) is added."""
+        if self._index is not None and self._crc_at == self._index.comp[-1] < self._entry.size:
+            tail = self._bundle.read_at(
+                self._entry.data_offset + self._crc_at, self._entry.size - self._crc_at
+            )
+            self._count_crc(self._crc_at, tail)
+        if self._crc_at != self._entry.size:
+            return None
+        return self._crc == self._entry.crc
 
     def readall(self) -> bytes:
         out = bytearray()

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .._internal.crc import crc32
 from .._internal.progress import NullProgress, make_progress
 from ..errors import Error, FormatError, IntegrityError, SignatureError, UsageError
 from ..format import zstdseek
@@ -19,7 +20,7 @@ from ..format.digest import format_digest
 from ..format.manifest import Blob
 from ..signing.envelopes import SignatureCheck, check_envelope
 from ..signing.keys import PublicKey
-from .reader import BundleReader
+from .reader import BundleReader, crc_mismatch
 
 __all__ = ["LEVELS", "Problem", "VerifyReport", "check_signatures", "verify_bundle"]
 
@@ -43,6 +44,9 @@ class VerifyReport:
     bundle: str
     bundle_id: str
     level: str
+    deep: bool = False
+    threshold: int = 1
+    """Distinct trusted keys whose valid signatures were required (when any were)."""
     blobs_checked: int = 0
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -54,9 +58,11 @@ class VerifyReport:
 
 
 def check_signatures(
-    bundle: BundleReader, keys: Sequence[PublicKey], *, require: bool
+    bundle: BundleReader, keys: Sequence[PublicKey], *, require: bool, threshold: int = 1
 ) -> tuple[list[SignatureCheck], list[Problem]]:
-    """Check every signature entry against the manifest bytes and the trusted ``keys``."""
+    """Check every signature entry against the manifest bytes and the trusted ``keys``; with
+    ``require``, at least ``threshold`` distinct trusted keys must have signed validly
+    (spec/signing.md §5)."""
     checks: list[SignatureCheck] = []
     problems: list[Problem] = []
     for name in bundle.signature_entries:
@@ -74,8 +80,18 @@ def check_signatures(
                     else f"{check.status} signature ({check.keyid}): {check.reason}"
                 )
                 problems.append(Problem(where, what, "signature"))
-    if require and not any(c.status == "valid" and c.trusted for c in checks):
-        what = "bundle is not signed" if not checks else "no valid signature by a trusted key"
+    valid = {c.keyid for c in checks if c.status == "valid" and c.trusted}
+    if require and len(valid) < threshold:
+        if not checks:
+            what = "bundle is not signed"
+        elif threshold == 1:
+            what = "no valid signature by a trusted key"
+        else:
+            missing = sorted({k.keyid for k in keys} - valid)
+            what = (
+                f"valid signatures by {len(valid)} of the trusted keys, {threshold} required "
+                f"(not signed by {', '.join(missing)})"
+            )
         problems.append(Problem(str(bundle.path), what, "signature"))
     return checks, problems
 
@@ -89,19 +105,25 @@ def verify_bundle(
     jobs: int = 2,
     progress: bool | None = None,
     deep: bool = False,
+    threshold: int | None = None,
+    require_all: bool = False,
 ) -> VerifyReport:
+    """Check ``bundle`` at ``level`` (spec/format.md §10.2, spec/signing.md §5). Signatures:
+    ``threshold`` distinct trusted keys must have signed (default 1 when keys are given);
+    ``require_all``: every trusted key."""
     if level not in LEVELS:
         raise UsageError(
             f"unknown verification level {level!r}", hint=f"use one of {', '.join(LEVELS)}"
         )
+    needed = _threshold(keys, threshold, require_all, require_signature)
     if require_signature is None:
-        require_signature = bool(keys)
+        require_signature = bool(keys) or needed > 1
     if require_signature and level != "full":
         raise UsageError(
             f"signatures are only checked at level full, not {level}",
             hint="drop --level or the keys",
         )
-    report = VerifyReport(str(bundle.path), bundle.id, level)
+    report = VerifyReport(str(bundle.path), bundle.id, level, deep=deep, threshold=needed)
     hashing = level in ("fixity", "full")
     blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
     total = sum(b.size for _, b in blobs) if hashing else 0
@@ -126,10 +148,36 @@ def verify_bundle(
     finally:
         bar.close()
     if level == "full":
-        report.signatures, problems = check_signatures(bundle, keys, require=require_signature)
+        report.signatures, problems = check_signatures(
+            bundle, keys, require=require_signature, threshold=needed
+        )
         report.problems.extend(problems)
     report.problems.sort(key=lambda p: p.where)
     return report
+
+
+def _threshold(
+    keys: Sequence[PublicKey], threshold: int | None, require_all: bool, require: bool | None
+) -> int:
+    """How many distinct trusted keys must have signed (spec/signing.md §5)."""
+    distinct = len({k.keyid for k in keys})
+    if require_all and threshold is not None:
+        raise UsageError("--require-all and --threshold exclude each other")
+    if require_all or threshold is not None:
+        if require is False:
+            raise UsageError(
+                "--require-all and --threshold check signatures", hint="drop --no-require-signature"
+            )
+        needed = distinct if require_all else int(threshold or 0)
+        if not 1 <= needed <= distinct:
+            raise UsageError(
+                f"a threshold of {needed} needs between 1 and {distinct} trusted keys"
+                if not require_all
+                else "--require-all needs at least one trusted key",
+                hint="give the keys with --key or --trusted-keys",
+            )
+        return needed
+    return 1
 
 
 def _kind(e: Error) -> str:
@@ -144,17 +192,20 @@ def _hash_stored(
     lock: threading.Lock,
     *,
     progress: bool = True,
-) -> str:
+) -> tuple[str, int]:
+    """SHA-256 and CRC-32 of ``size`` stored bytes, read once."""
     sha = hashlib.sha256()
+    crc = 0
     done = 0
     while done < size:
         chunk = bundle.read_at(entry_offset + done, min(_READ, size - done))
         sha.update(chunk)
+        crc = crc32(chunk, crc)
         done += len(chunk)
         if progress:
             with lock:
                 bar.update(len(chunk))
-    return format_digest(sha.hexdigest())
+    return format_digest(sha.hexdigest()), crc
 
 
 def _check_blob(
@@ -170,7 +221,8 @@ def _check_blob(
 
     An identity blob's stored bytes are its content. A zstd-seekable blob is checked by the
     SHA-256 of its stored bytes (signed in the manifest) unless ``deep`` or the bundle predates
-    format 1.1; then every frame is decompressed and the content digest computed.
+    format 1.1; then every frame is decompressed and the content digest computed. Either way
+    every stored byte is read once, and its CRC-32 is checked against the ZIP headers' (§3.1).
     """
     _, entry = bundle.blob_entry(digest)
     where = f"blob {digest}"
@@ -179,7 +231,7 @@ def _check_blob(
         return 0
     if index is None or (blob.stored_digest is not None and not deep):
         expected = digest if index is None else blob.stored_digest
-        found = _hash_stored(
+        found, crc = _hash_stored(
             bundle, entry.data_offset, entry.size, bar, lock, progress=index is None
         )
         if index is not None:
@@ -188,8 +240,11 @@ def _check_blob(
         if found != expected:
             what = "digest mismatch" if index is None else "digest mismatch (stored bytes)"
             raise IntegrityError(what, where=where, expected=expected, found=found)
+        if crc != entry.crc:
+            raise crc_mismatch(where)
         return blob.size
     sha = hashlib.sha256()
+    crc = 0
     done = 0
     dctx = zstdseek.new_decompressor()
     i = 0
@@ -200,6 +255,7 @@ def _check_blob(
             j += 1
         base = index.comp[i]
         raw = bundle.read_at(entry.data_offset + base, index.comp[j] - base)
+        crc = crc32(raw, crc)
         view = memoryview(raw)
         for k in range(i, j):
             frame = view[index.comp[k] - base : index.comp[k + 1] - base]
@@ -218,4 +274,8 @@ def _check_blob(
     found = format_digest(sha.hexdigest())
     if found != digest:
         raise IntegrityError("digest mismatch", where=where, expected=digest, found=found)
+    table = index.comp[-1]
+    crc = crc32(bundle.read_at(entry.data_offset + table, entry.size - table), crc)
+    if crc != entry.crc:
+        raise crc_mismatch(where)
     return done

@@ -14,6 +14,27 @@ from ._common import Commands, emit_json, human, progress, signing_keys_for
 __all__ = ["register"]
 
 
+class _Affiliation(argparse.Action):
+    """``--affiliation ORG`` belongs to the ``--author`` given just before it."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
+        namespace.affiliations = [*namespace.affiliations, (len(namespace.author) - 1, value)]
+
+
+def _authors(args: argparse.Namespace) -> list[Any]:
+    from ..format.manifest import Author
+
+    orgs: dict[int, str] = {}
+    for i, org in args.affiliations:
+        if i < 0 or i in orgs:
+            raise UsageError("each --affiliation needs its own --author just before it")
+        orgs[i] = org
+    return [
+        Author(name=name, affiliation=orgs[i]) if i in orgs else name
+        for i, name in enumerate(args.author)
+    ]
+
+
 def _parse_role(text: str) -> tuple[str, str]:
     pattern, sep, role = text.rpartition("=")
     return (pattern, role) if sep else ("*", role)
@@ -44,9 +65,10 @@ def _pack_from_journal(args: argparse.Namespace) -> Any:
         compare=_pack_policies(args),
         title=args.title,
         description=args.description,
-        authors=args.author,
+        authors=_authors(args),
         license=args.license,
         created=args.created,
+        publisher=args.publisher,
         level=args.level,
         sign=signing_keys_for(args.sign, args),
         force=args.force,
@@ -86,10 +108,11 @@ def _pack_paths(args: argparse.Namespace) -> Any:
         args.paths,
         title=args.title,
         description=args.description,
-        authors=args.author,
+        authors=_authors(args),
         license=args.license,
         identifiers=identifiers,
         created=args.created,
+        publisher=args.publisher,
         roles=[(p, r) for p, r in roles if p != "*"],
         default_role=default,
         level=args.level,
@@ -180,6 +203,15 @@ def register(c: Commands) -> None:
     p.add_argument("--title", default="")
     p.add_argument("--description", default="")
     p.add_argument("--author", action="append", default=[], metavar="NAME")
+    p.add_argument(
+        "--affiliation",
+        action=_Affiliation,
+        default=[],
+        dest="affiliations",
+        metavar="ORG",
+        help="the organisation of the --author given just before",
+    )
+    p.add_argument("--publisher", metavar="ORG", help="the organisation publishing the bundle")
     p.add_argument("--license", metavar="SPDX")
     p.add_argument("--identifier", action="append", default=[], metavar="SCHEME:VALUE")
     p.add_argument(

@@ -1,17 +1,20 @@
 """W3C PROV-JSON export (https://www.w3.org/submissions/prov-json/).
 
-* the bundle is an entity of type ``prov:Collection`` (``bundle:<hex>``) with every file as a
-  member (``hadMember``) and attributed to its authors (``prov:Person`` agents);
+* the bundle is an entity of type ``prov:Collection`` (``bundle:sha256-<hex>``) with every file
+  as a member (``hadMember``) and attributed to its authors (``prov:Person`` agents
+  ``author:a<n>``, with ``capsa:orcid`` and ``capsa:affiliation`` when known);
 * every file content is an entity ``file:<path>`` (``prov:label`` the path, ``capsa:sha256``,
   ``capsa:role``, ``capsa:size``, ``capsa:mediaType``); content a step read or wrote that is not
   the bundle's file at that path (a later step overwrote it) is ``file:<path>@sha256-<hex>``;
-  an image stored only as a blob is ``blob:<hex>``;
+  an image stored only as a blob is ``blob:sha256-<hex>``;
 * every step is an activity ``step:<name>`` that ``used`` its image (role ``capsa:image``) and
   inputs (role ``capsa:input``), generated its outputs (``wasGeneratedBy``), and is associated
   with the container runtime (``prov:SoftwareAgent``), the capsa recorder and, as plan, its image.
 
-Identifiers are scoped by the bundle id (``urn:capsa:bundle:sha256:<hex>/…``); paths and step
-names are percent-encoded so PROV-N can write them too. Times are the recorded UTC times.
+Identifiers are qualified names whose local part is an XML NCName (:func:`ncname`), so the
+document converts to valid PROV-XML (``xs:QName``) and PROV-N; the readable path or name is the
+``prov:label``. File and step identifiers are scoped by the bundle id
+(``urn:capsa:bundle:sha256-<hex>/…``). Times are the recorded UTC times.
 """
 
 from __future__ import annotations
@@ -20,18 +23,29 @@ import os
 import shlex
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from ..bundle import Bundle
 from ._common import end_time, file_for, hexof, images, recorder_versions, start_time, write_json
 
-__all__ = ["VOCAB", "prov_document", "write_prov"]
+__all__ = ["VOCAB", "ncname", "prov_document", "write_prov"]
 
 VOCAB = "urn:capsa:vocab#"
 
 
-def _q(text: str) -> str:
-    return quote(text, safe="/")
+_NC_KEEP = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def ncname(text: str) -> str:
+    """``text`` as the local part of an ``xs:QName`` (an NCName: a letter or ``_`` first, then
+    letters, digits, ``.``, ``-``, ``_``): ASCII letters, digits, ``.`` and ``-`` stay, every
+    other UTF-8 byte — ``_`` itself included — becomes ``_XX`` (hex), and so does a first
+    character that may not start a name. Deterministic and reversible: ``data/log.txt`` is
+    ``data_2Flog.txt``, ``1st step`` is ``_31st_20step``."""
+    out = []
+    for i, byte in enumerate(text.encode("utf-8")):
+        first_ok = i or chr(byte).isalpha()
+        out.append(chr(byte) if byte in _NC_KEEP and first_ok else f"_{byte:02X}")
+    return "".join(out) or "_"
 
 
 def _qname(value: str) -> dict[str, str]:
@@ -42,17 +56,16 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
     """The PROV-JSON document of ``bundle`` (a dict; deterministic)."""
     m = bundle.manifest
     hx = hexof(bundle.id)
-    base = f"urn:capsa:bundle:sha256:{hx}/"
+    base = f"urn:capsa:bundle:sha256-{hx}/"
     doc: dict[str, Any] = {
         "prefix": {
             "capsa": VOCAB,
-            "bundle": "urn:capsa:bundle:sha256:",
+            "bundle": "urn:capsa:bundle:",
             "file": f"{base}files/",
             "step": f"{base}steps/",
             "author": f"{base}authors/",
-            "blob": "urn:capsa:blob:sha256:",
+            "blob": "urn:capsa:blob:",
             "runtime": "urn:capsa:runtime:",
-            "orcid": "https://orcid.org/",
         },
     }
     entity: dict[str, Any] = {}
@@ -75,7 +88,7 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
             "capsa:mediaType": blob.media_type,
         }
 
-    bundle_id = f"bundle:{hx}"
+    bundle_id = f"bundle:sha256-{hx}"
     meta = m.bundle
     b: dict[str, Any] = {
         "prov:type": _qname("prov:Collection"),
@@ -93,13 +106,15 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
     entity[bundle_id] = b
 
     for path, f in sorted(m.files.items()):
-        eid = f"file:{_q(path)}"
+        eid = f"file:{ncname(path)}"
         entity[eid] = {"prov:label": path, "capsa:role": f.role, **describe(f.digest)}
         relate("hadMember", {"prov:collection": bundle_id, "prov:entity": eid})
 
     for n, a in enumerate(meta.authors, start=1):
-        aid = f"orcid:{a.orcid}" if a.orcid else f"author:{n}"
+        aid = f"author:a{n}"
         person: dict[str, Any] = {"prov:type": _qname("prov:Person"), "prov:label": a.name}
+        if a.orcid:
+            person["capsa:orcid"] = {"$": f"https://orcid.org/{a.orcid}", "type": "xsd:anyURI"}
         if a.affiliation:
             person["capsa:affiliation"] = a.affiliation
         agent[aid] = person
@@ -107,14 +122,14 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
 
     def content(path: str, digest: str) -> str:
         if file_for(m, path, digest):
-            return f"file:{_q(path)}"
-        eid = f"file:{_q(path)}@sha256-{hexof(digest)}"
+            return f"file:{ncname(path)}"
+        eid = f"file:{ncname(f'{path}@sha256-{hexof(digest)}')}"
         entity.setdefault(eid, {"prov:label": path, **describe(digest)})
         return eid
 
     image_ids: dict[str, str] = {}
     for digest, img in images(bundle).items():
-        eid = f"file:{_q(img.path)}" if img.path else f"blob:{hexof(digest)}"
+        eid = f"file:{ncname(img.path)}" if img.path else f"blob:sha256-{hexof(digest)}"
         e = entity.setdefault(eid, {"prov:label": img.label, **describe(digest)})
         e["prov:type"] = _qname("prov:Plan")
         for key, value in (
@@ -137,7 +152,7 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
         agent["capsa:recorder"] = recorder
 
     for s in m.steps:
-        sid = f"step:{quote(s.name, safe='')}"
+        sid = f"step:{ncname(s.name)}"
         act: dict[str, Any] = {
             "prov:label": s.name,
             "capsa:command": shlex.join(s.argv),
@@ -170,9 +185,8 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
             if (t := end_time(s.host)) is not None:
                 gen["prov:time"] = t
             relate("wasGeneratedBy", gen)
-        rt = f"runtime:{quote(s.runtime.name, safe='')}"
-        if s.runtime.version:
-            rt += f"/{quote(s.runtime.version, safe='')}"
+        version = f"-{s.runtime.version}" if s.runtime.version else ""
+        rt = f"runtime:{ncname(s.runtime.name + version)}"
         agent.setdefault(
             rt,
             {

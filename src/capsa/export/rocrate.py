@@ -47,11 +47,21 @@ from ._common import (
     start_time,
 )
 
-__all__ = ["MANIFEST", "METADATA", "PROFILES", "RO_CRATE", "crate_metadata"]
+__all__ = [
+    "MANIFEST",
+    "METADATA",
+    "PROFILES",
+    "README",
+    "RO_CRATE",
+    "crate_metadata",
+    "readme_text",
+]
 
 METADATA = "ro-crate-metadata.json"
 PREVIEW = "ro-crate-preview.html"
 MANIFEST = "capsa-manifest.json"
+README = "README.md"
+BIOSCHEMAS_WORKFLOW = "https://bioschemas.org/profiles/ComputationalWorkflow/1.0-RELEASE"
 RO_CRATE = "https://w3id.org/ro/crate/1.1"
 CONTEXT = [f"{RO_CRATE}/context", "https://w3id.org/ro/terms/workflow-run/context"]
 WFRUN = "https://w3id.org/ro/terms/workflow-run#"
@@ -62,7 +72,7 @@ PROFILES = {
     "https://w3id.org/workflowhub/workflow-ro-crate/1.0": ("Workflow RO-Crate", "1.0"),
 }
 WORKFLOW_RO_CRATE = "https://w3id.org/workflowhub/workflow-ro-crate/1.0"
-RESERVED = (METADATA, PREVIEW, MANIFEST)
+RESERVED = (METADATA, PREVIEW, MANIFEST, README)
 _CHUNK = 4 << 20
 _SPDX_ID = re.compile(r"^[A-Za-z0-9.+-]+$")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -171,7 +181,7 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
         }
         img = imgs.get(f.digest)
         if img is not None and img.path == path:
-            e.update(_image_props(img))
+            e.update(_image_props(img, bundle.id))
             image_ids[f.digest] = e["@id"]
         files.append(e)
     for digest, img in imgs.items():
@@ -185,7 +195,7 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
                     "contentSize": str(img.size),
                     "encodingFormat": img.media_type,
                     "sha256": hexof(digest),
-                    **_image_props(img),
+                    **_image_props(img, bundle.id),
                 }
             )
 
@@ -256,7 +266,18 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
         authors.append(aid)
     if authors:
         root["author"] = _refs(authors)
-    root["hasPart"] = _refs([MANIFEST] + [e["@id"] for e in files])
+    if meta.publisher:
+        add({"@id": "#publisher", "@type": "Organization", "name": meta.publisher})
+        root["publisher"] = _ref("#publisher")
+    readme = {
+        "@id": README,
+        "@type": "File",
+        "name": "README",
+        "about": _ref("./"),
+        "encodingFormat": "text/markdown",
+        "description": "What this crate holds and how to check it with capsa",
+    }
+    root["hasPart"] = _refs([MANIFEST, README] + [e["@id"] for e in files])
 
     # -- the run ----------------------------------------------------------------------------
     descriptor: dict[str, Any] = {
@@ -267,11 +288,11 @@ def crate_metadata(bundle: Bundle) -> dict[str, Any]:
     }
     if steps:
         _run(bundle, root, descriptor, manifest_entity, imgs, image_ids, content, add)
-    graph = [descriptor, root, manifest_entity, *files, *contextual.values()]
+    graph = [descriptor, root, manifest_entity, readme, *files, *contextual.values()]
     return {"@context": CONTEXT, "@graph": graph}
 
 
-def _image_props(img: ImageRef) -> dict[str, Any]:
+def _image_props(img: ImageRef, bundle_id: str) -> dict[str, Any]:
     props: dict[str, Any] = {
         "@type": ["File", "SoftwareApplication", "ContainerImage"]
         if img.path
@@ -279,6 +300,9 @@ def _image_props(img: ImageRef) -> dict[str, Any]:
         "name": img.label,
         "additionalType": _ref(f"{WFRUN}SIFImage"),
         "sha256": hexof(img.digest),
+        # Content-addressed: the image's digest is its version, and it is served by the bundle.
+        "softwareVersion": img.digest,
+        "registry": f"urn:capsa:bundle:{bundle_id}",
     }
     if img.path:
         props["alternateName"] = img.path
@@ -319,6 +343,8 @@ def _run(
         }
     )
     workflow["@type"] = ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"]
+    workflow["conformsTo"] = _ref(BIOSCHEMAS_WORKFLOW)
+    workflow["version"] = bundle.id  # a manifest is its own version: its digest
     workflow["programmingLanguage"] = _ref(lang)
     workflow["hasPart"] = _refs([image_ids[d] for d in imgs])
     if root.get("author"):
@@ -337,6 +363,9 @@ def _run(
         engine["softwareVersion"] = versions[0]
     add(engine)
 
+    # Who ran it: the bundle's authors (else its publisher), the agent of every action.
+    agent = root.get("author") or root.get("publisher")
+    who = {"agent": agent} if agent else {}
     how_to_steps, controls, actions = [], [], []
     for i, s in enumerate(steps):
         key = _frag(s.name)
@@ -361,6 +390,7 @@ def _run(
             "description": f"{shlex.join(s.argv)}  (in {s.workdir}, runtime {runtime})",
             "instrument": _ref(image),
             "containerImage": _ref(image),
+            **who,
         }
         if s.inputs:
             action["object"] = _refs([content(f.path, f.digest) for f in s.inputs])
@@ -388,6 +418,7 @@ def _run(
             "instrument": _ref(hid),
             "object": _ref(aid),
             "actionStatus": status,
+            **who,
         }
         if not ok:
             control["error"] = action["error"]
@@ -405,6 +436,7 @@ def _run(
         "name": f"Run of {MANIFEST}",
         "description": f"The {len(steps)} recorded steps of bundle {bundle.id}, in order",
         "instrument": _ref(MANIFEST),
+        **who,
     }
     if firsts := origins(steps):
         run["object"] = _refs([content(p, d) for p, d in firsts])
@@ -428,10 +460,26 @@ def _run(
             "object": _refs(controls),
             "result": _ref("#run"),
             "actionStatus": status,
+            **who,
             **error,
         }
     )
     root["mentions"] = _refs(["#run", *actions])
 
 
-# -- writers ----------------------------------------------------------------------------------
+def readme_text(bundle: Bundle) -> bytes:
+    """The crate's README.md: what it holds, and how to check it against the bundle."""
+    meta = bundle.manifest.bundle
+    lines = [f"# {meta.title or 'capsa bundle'}", ""]
+    if meta.description:
+        lines += [meta.description, ""]
+    lines += [
+        f"This RO-Crate was exported from the capsa bundle `{bundle.id}`: "
+        f"{len(bundle.manifest.files)} files and {len(bundle.manifest.steps)} recorded steps.",
+        "`ro-crate-metadata.json` describes them; `capsa-manifest.json` is the bundle's manifest",
+        "(its SHA-256 is the bundle id, and the bundle's signatures are over its bytes).",
+        "",
+        "With the bundle itself: `capsa verify BUNDLE --key PUBLIC_KEY` checks every byte and",
+        "signature, `capsa replay BUNDLE --key PUBLIC_KEY` re-runs the steps in their images.",
+    ]
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -14,7 +14,7 @@ from .._internal.atomic import atomic_output, check_destination
 from ..bundle import Bundle
 from ..errors import ExistsError, IntegrityError, NotFoundError
 from ._common import dumps
-from .rocrate import _CHUNK, _ZIP_TIME, MANIFEST, METADATA, crate_metadata
+from .rocrate import _CHUNK, _ZIP_TIME, MANIFEST, METADATA, README, crate_metadata, readme_text
 
 __all__ = ["check_target", "write_crate"]
 
@@ -76,12 +76,15 @@ def _write_dir(
     progress: bool | None,
 ) -> None:
     check_target(out, force=force)
+    readme = readme_text(bundle)
     if out.is_dir() and any(out.iterdir()):
         # --force into a non-empty directory: replace the crate's files in place.
         if not metadata_only:
             bundle.extract(out, force=True, progress=progress)
             with atomic_output(out / MANIFEST, force=True) as f:
                 f.write(bundle.manifest_bytes)
+            with atomic_output(out / README, force=True) as f:
+                f.write(readme)
         with atomic_output(out / METADATA, force=True) as f:
             f.write(doc)
         return
@@ -90,6 +93,7 @@ def _write_dir(
         if not metadata_only:
             bundle.extract(tmp, progress=progress)
             (tmp / MANIFEST).write_bytes(bundle.manifest_bytes)
+            (tmp / README).write_bytes(readme)
         (tmp / METADATA).write_bytes(doc)
         mask = os.umask(0)
         os.umask(mask)
@@ -121,6 +125,7 @@ def _write_zip(bundle: Bundle, out: Path, doc: bytes, *, metadata_only: bool, fo
         if metadata_only:
             return
         zf.writestr(_zip_info(MANIFEST, 0o644, True), bundle.manifest_bytes)
+        zf.writestr(_zip_info(README, 0o644, True), readme_text(bundle))
         for path, entry in sorted(m.files.items()):
             blob = m.blobs[entry.digest]
             compress = blob.media_type != "application/vnd.sylabs.sif"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import FormatError
-from .canonical import canonical_json, loads_strict
+from .canonical import canonical_chunks, loads_strict
+from .canonical import canonical_json as canonical_json  # re-exported: the one encoding
 from .names import (
     ContainerPath,
     Digest,
@@ -45,6 +47,8 @@ __all__ = [
     "RuntimeInfo",
     "Step",
     "StepFile",
+    "encode_manifest",
+    "manifest_chunks",
     "parse_manifest",
     "schema",
     "schema_text",
@@ -55,6 +59,7 @@ FORMAT_VERSION = "1.2"
 MAJOR, MINOR = (int(x) for x in FORMAT_VERSION.split("."))
 MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
 MAX_MANIFEST = 64 << 20
+"""Largest manifest a reader accepts and a writer writes (spec §3.5): about 500 000 files."""
 
 Role = Literal["input", "output", "intermediate", "image", "other"]
 Encoding = Literal["zstd-seekable", "identity"]
@@ -70,6 +75,7 @@ class Author(_Model):
     orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
     """ORCID iD without the URL prefix."""
     affiliation: str | None = None
+    """The organisation the author belongs to."""
 
 
 class Identifier(_Model):
@@ -87,6 +93,8 @@ class BundleMeta(_Model):
     identifiers: tuple[Identifier, ...] = ()
     created: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
     """UTC time given by the user or SOURCE_DATE_EPOCH; never the packing clock (spec §7.2)."""
+    publisher: str | None = Field(default=None, min_length=1)
+    """The organisation that publishes the bundle (format 1.2), e.g. a collaboration."""
 
 
 class Blob(_Model):
@@ -261,17 +269,43 @@ class Manifest(_Model):
         return self
 
 
+class _Version(BaseModel):
+    """Only the version of a manifest, read before the models (spec §9: say which version)."""
+
+    model_config = ConfigDict(extra="ignore")
+    capsa: Any = None
+
+
+_EXPAND = ("blobs", "files", "steps")
+
+
+def manifest_chunks(manifest: Manifest) -> Iterator[bytes]:
+    """``canonical_json(manifest)`` in pieces of one blob, file or step each (bounded memory)."""
+    return canonical_chunks(manifest, _EXPAND)
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    """The manifest's canonical bytes (spec §8), without building its whole JSON tree."""
+    return b"".join(manifest_chunks(manifest))
+
+
 def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
-    """Decode manifest bytes, insisting on the canonical form the writer produces."""
+    """Decode manifest bytes, insisting on the canonical form the writer produces.
+
+    The bytes are parsed once, into the models; the canonical form is then checked by encoding
+    the models piece by piece against the bytes, so no second tree of the manifest is built
+    (a manifest of 450 000 files is ~60 MiB of JSON). A duplicate key or a float — which the
+    encoding check catches as "not canonical" — is named by a strict re-parse, on failure only.
+    """
     if len(data) > MAX_MANIFEST:
-        raise FormatError(f"manifest larger than {MAX_MANIFEST} bytes", where=where)
+        raise FormatError(f"manifest larger than {MAX_MANIFEST} bytes (spec §3.5)", where=where)
     try:
-        raw = loads_strict(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        raise FormatError(f"manifest is not valid JSON: {e}", where=where) from e
-    if not isinstance(raw, dict):
-        raise FormatError("manifest is not a JSON object", where=where)
-    version = raw.get("capsa")
+        version = _Version.model_validate_json(data).capsa
+    except ValidationError as e:
+        first = e.errors()[0]
+        if first["type"] == "model_type":
+            raise FormatError("manifest is not a JSON object", where=where) from e
+        raise FormatError(f"manifest is not valid JSON: {first['msg']}", where=where) from e
     if isinstance(version, str) and re.fullmatch(r"[0-9]+\.[0-9]+", version):
         major, minor = (int(x) for x in version.split("."))
         if major != MAJOR:
@@ -289,16 +323,22 @@ def parse_manifest(data: bytes, *, where: str = "manifest.json") -> Manifest:
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as e:
+        _strict_reason(data, where)
         first = e.errors()[0]
         loc = ".".join(show_loc(p) for p in first["loc"])
         raise FormatError(
             f"invalid manifest at {loc or 'top level'}: {explain(first)}", where=where
         ) from e
+    view, pos = memoryview(data), 0
     try:
-        canonical = canonical_json(manifest)
+        for chunk in manifest_chunks(manifest):
+            if view[pos : pos + len(chunk)] != chunk:
+                break
+            pos += len(chunk)
     except ValueError as e:
         raise FormatError(f"manifest is not canonical JSON: {e}", where=where) from e
-    if canonical != data:
+    if pos != len(data):
+        _strict_reason(data, where)
         raise FormatError("manifest is not in canonical form", where=where)
     return manifest
 
@@ -326,6 +366,15 @@ def _attribute_docs(module: Any) -> dict[str, dict[str, str]]:
                 fields[a.target.id] = inspect.cleandoc(b.value.value)
         docs[node.name] = fields
     return docs
+
+
+def _strict_reason(data: bytes, where: str) -> None:
+    """Raise the precise reason when the bytes are not even strict JSON (duplicate keys,
+    floats, NaN); return when they are."""
+    try:
+        loads_strict(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise FormatError(f"manifest is not valid JSON: {e}", where=where) from e
 
 
 def schema() -> dict[str, Any]:

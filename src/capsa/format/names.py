@@ -33,10 +33,13 @@ MAX_STEP_NAME_BYTES = 200
 
 def _utf8_at_most(limit: int) -> AfterValidator:
     def check(v: str) -> str:
-        try:
-            n = len(v.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise ValueError("not valid UTF-8 (a lone surrogate)") from None
+        if v.isascii():  # one byte per character (and no surrogate): no need to encode
+            n = len(v)
+        else:
+            try:
+                n = len(v.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise ValueError("not valid UTF-8 (a lone surrogate)") from None
         if n > limit:
             raise ValueError(f"{n} bytes of UTF-8, more than {limit}")
         return v

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import FormatError
+from ..format.layout import MAX_ENVELOPE as LIMIT
 from .keys import PrivateKey, PublicKey
 
 __all__ = ["Envelope", "Signature", "pae", "parse_envelope", "sign"]
 
-MAX_ENVELOPE = 96 << 20  # a 64 MiB manifest, base64-encoded, plus signatures
+MAX_ENVELOPE = LIMIT
+"""Largest envelope parsed (spec/format.md §3.5): a bundle signature of the largest manifest."""
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

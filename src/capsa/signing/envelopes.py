@@ -37,7 +37,15 @@ def signature_entry(keyid: str) -> str:
 
 
 def envelope_for(manifest_bytes: bytes, key: PrivateKey) -> bytes:
-    return dsse.sign(PAYLOAD_TYPE, manifest_bytes, [key]).to_json()
+    """The signature entry's bytes; never larger than a reader accepts (spec/format.md §3.5)."""
+    data = dsse.sign(PAYLOAD_TYPE, manifest_bytes, [key]).to_json()
+    if len(data) > dsse.MAX_ENVELOPE:
+        raise SignatureError(
+            f"the signature envelope would be {len(data)} bytes, more than the "
+            f"{dsse.MAX_ENVELOPE} a reader accepts (spec/format.md §3.5)",
+            hint="the manifest is too large to sign; split the bundle",
+        )
+    return data
 
 
 @dataclass
@@ -49,6 +57,30 @@ class SignatureCheck:
     status: str  # "valid" | "invalid" | "unknown-key" | "malformed"
     trusted: bool
     reason: str = ""
+
+
+def _signature_shape(sig: bytes) -> str | None:
+    """Why ``sig`` cannot be a signature of any algorithm capsa accepts (spec/signing.md §2), or
+    None. Checked before the key is looked up, so a damaged signature by a key the verifier does
+    not hold is still caught when the damage changed its shape (spec/signing.md §5)."""
+    if len(sig) == 64:  # Ed25519
+        return None
+    if 256 <= len(sig) <= 2048:  # RSA, 2048 to 16384 bits: the modulus' length
+        return None
+    if _ecdsa_der(sig):  # ECDSA P-256, DER SEQUENCE { INTEGER r, INTEGER s }
+        return None
+    return f"a {len(sig)}-byte signature is not Ed25519, ECDSA P-256 (DER) or RSA ≥ 2048 bits"
+
+
+def _ecdsa_der(sig: bytes) -> bool:
+    if len(sig) < 8 or sig[0] != 0x30 or sig[1] != len(sig) - 2:
+        return False
+    pos = 2
+    for _ in range(2):
+        if pos + 2 > len(sig) or sig[pos] != 0x02 or not 1 <= sig[pos + 1] <= 33:
+            return False
+        pos += 2 + sig[pos + 1]
+    return pos == len(sig)
 
 
 def load_trusted_keys(paths: list[str], directories: list[str]) -> list[PublicKey]:
@@ -100,9 +132,14 @@ def _check_one(
         return SignatureCheck(
             name, s.keyid, "malformed", False, "entry name does not match the key id"
         )
+    shape = _signature_shape(s.sig)
+    if shape is not None:
+        return SignatureCheck(name, s.keyid, "malformed", False, shape)
     key = by_id.get(s.keyid)
     if key is None:
-        return SignatureCheck(name, s.keyid, "unknown-key", False, "no trusted key with this id")
+        return SignatureCheck(
+            name, s.keyid, "unknown-key", False, "not checked: no trusted key with this id"
+        )
     if not key.verify(s.sig, dsse.pae(env.payload_type, env.payload)):
         return SignatureCheck(name, s.keyid, "invalid", True, "signature does not verify")
     return SignatureCheck(name, s.keyid, "valid", True)

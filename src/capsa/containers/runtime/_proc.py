@@ -35,6 +35,8 @@ def run_captured(
     timeout: float | None,
     echo: bool,
     preexec_fn: Callable[[], None] | None = None,
+    pass_fds: tuple[int, ...] = (),
+    executable: str | None = None,
 ) -> tuple[int, bool]:
     """Exit code (negative signal number if killed) and whether the timeout fired.
 
@@ -51,6 +53,8 @@ def run_captured(
             stderr=subprocess.PIPE,
             start_new_session=True,
             preexec_fn=preexec_fn,
+            pass_fds=pass_fds,
+            executable=executable,
         ) as proc,
     ):
         assert proc.stdout is not None and proc.stderr is not None
@@ -93,18 +97,40 @@ def run_with_overlay(
     spec: RunSpec,
     *,
     echo: bool,
+    pass_fds: tuple[int, ...] = (),
+    executable: str | None = None,
 ) -> tuple[int, bool]:
     """``run_captured``, on the spec's overlay when it has one: set up in the forked child when
     that is safe, else by the launcher process; (LAUNCH_FAILED, False) if it cannot be."""
     ov = spec.overlay
     if ov is None:
-        return run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        return run_captured(
+            cmd,
+            env,
+            stdout,
+            stderr,
+            timeout=spec.timeout,
+            echo=echo,
+            pass_fds=pass_fds,
+            executable=executable,
+        )
     if not ov.can_fork_into():
+        # The launcher execs cmd[0] by name (PATH), after mounting the overlay.
         cmd = [*ov.launcher(), *cmd]
-        return run_captured(cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo)
+        return run_captured(
+            cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo, pass_fds=pass_fds
+        )
     try:
         return run_captured(
-            cmd, env, stdout, stderr, timeout=spec.timeout, echo=echo, preexec_fn=ov.preexec
+            cmd,
+            env,
+            stdout,
+            stderr,
+            timeout=spec.timeout,
+            echo=echo,
+            preexec_fn=ov.preexec,
+            pass_fds=pass_fds,
+            executable=executable,
         )
     except subprocess.SubprocessError:
         if ov.failure() is None:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from ..._internal.fs import open_dir, open_root
@@ -107,7 +108,25 @@ class BwrapRuntime:
         _check_command(rootfs, spec)
         cmd = self.command(spec, rootfs)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        code, timed_out = run_with_overlay(cmd, env, stdout, stderr, spec, echo=echo)
+        # bwrap's options go through a file descriptor (`--args FD`), not its command line: the
+        # sandbox's pid 1 is bwrap itself, and /proc/1/cmdline would show the step the host's
+        # cache and project paths (spec/recording.md §1).
+        split = cmd.index("--")
+        with tempfile.TemporaryFile() as options:
+            options.write(b"".join(os.fsencode(a) + b"\0" for a in cmd[1:split]))
+            options.flush()
+            options.seek(0)
+            fd = options.fileno()
+            code, timed_out = run_with_overlay(
+                ["bwrap", "--args", str(fd), *cmd[split:]],
+                env,
+                stdout,
+                stderr,
+                spec,
+                echo=echo,
+                pass_fds=(fd,),
+                executable=cmd[0],
+            )
         launch_failed = spec.overlay is not None and spec.overlay.failure() is not None
         if code != 0 and not timed_out and not launch_failed:
             _raise_for_bwrap_failure(stderr, spec)
