@@ -39,6 +39,19 @@ class Difference:
         what = self.detail.get("text", "")
         return f"{self.kind} {self.path}" + (f": {what}" if what else "")
 
+    @property
+    def excerpt(self) -> list[str]:
+        """Lines shown under the summary (a text comparator's unified diff)."""
+        lines = self.detail.get("excerpt")
+        return [str(x) for x in lines] if isinstance(lines, list) else []
+
+    @property
+    def volatile(self) -> str | None:
+        """What kind of run-to-run value alone makes this difference ("timestamp", "uuid", …;
+        :mod:`capsa.compare.volatile`), with ``detail["suggest"]`` the rule that ignores it."""
+        kind = self.detail.get("volatile")
+        return str(kind) if kind else None
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -57,6 +70,9 @@ class Diff:
     b: str
     differences: list[Difference] = field(default_factory=list)
     ignored: list[Difference] = field(default_factory=list)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    """Files that show the differences, by file-name suffix (the image method's "diff.png");
+    callers decide whether and where to write them."""
 
     @property
     def equal(self) -> bool:
@@ -81,16 +97,22 @@ class Comparison:
     diff: Diff
     note: str = ""
     method: str = "bytes"
+    explained_by: str = ""
+    """Under the bytes policy: the comparator that said what differs (e.g. "root")."""
 
     def as_dict(self) -> dict[str, Any]:
         d = {"verdict": self.verdict, "method": self.method} | self.diff.as_dict()
+        if self.explained_by:
+            d["explained_by"] = self.explained_by
         if self.note:
             d["note"] = self.note
         return d
 
     def report(self) -> list[str]:
         """Human-readable lines: each difference, each ignored one, then the verdict."""
-        lines = [d.summary for d in self.diff.differences]
+        lines = []
+        for d in self.diff.differences:
+            lines += [d.summary, *(f"    {x}" for x in d.excerpt)]
         lines += [f"ignored {d.summary}" for d in self.diff.ignored]
         counts = []
         if self.diff.differences:
