@@ -14,7 +14,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-__all__ = ["VERDICTS", "Comparator", "Comparison", "Diff", "Difference", "Source", "plural"]
+__all__ = [
+    "VERDICTS",
+    "Comparator",
+    "Comparison",
+    "Diff",
+    "Difference",
+    "Source",
+    "differ",
+    "plural",
+]
 
 Source = str | os.PathLike[str] | BinaryIO | io.RawIOBase
 """A file to compare: a path, or a seekable binary file object (e.g. a bundle member)."""
@@ -22,7 +31,16 @@ VERDICTS = ("identical", "equivalent", "different")
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"{n} {word}"
+    many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{n} {many}"
+
+
+def differ(n: int, word: str, of: int | None = None) -> str:
+    """ "1 cell differs", "3 of 10 entries differ"."""
+    verb = "differs" if n == 1 and of is None else "differ"
+    return (f"{n} of {plural(of, word)}" if of is not None else plural(n, word)) + " " + verb
 
 
 @dataclass
@@ -37,7 +55,7 @@ class Difference:
     @property
     def summary(self) -> str:
         what = self.detail.get("text", "")
-        return f"{self.kind} {self.path}" + (f": {what}" if what else "")
+        return " ".join(x for x in (self.kind, self.path) if x) + (f": {what}" if what else "")
 
     @property
     def excerpt(self) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from ..errors import UsageError
 from ..format.policy import BytesPolicy, TextPolicy
-from .base import Diff, Difference, Source, plural
+from .base import Diff, Difference, Source, differ
 from .rules import LineFilter, Lines, ignored_lines, open_binary
 from .volatile import line_pattern, mark, volatile_kind
 
@@ -128,7 +128,7 @@ def _compare_lines(ia: Lines, ib: Lines, max_items: int) -> Difference | None:
     at = f"line {first[0]}" if first[0] == first[1] else f"line {first[0]} of a, {first[1]} of b"
     if kept_a == kept_b:
         detail["differing"] = differing
-        text = f"{differing} of {plural(kept_a, 'line')} differ (first at {at})"
+        text = f"{differ(differing, 'line', kept_a)} (first at {at})"
     else:
         text = f"first difference at {at}; a has {ia.count} lines, b has {ib.count}"
     if ia.dropped_count or ib.dropped_count:
