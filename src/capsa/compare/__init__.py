@@ -171,6 +171,4 @@ register_comparator(
         media_types=("text/csv", "text/tab-separated-values"),
     )
 )
-register_comparator(
-    ComparatorEntry("text", "text", _is_text, _text, media_types=("text/plain",))
-)
+register_comparator(ComparatorEntry("text", "text", _is_text, _text, media_types=("text/plain",)))

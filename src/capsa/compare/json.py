@@ -136,7 +136,9 @@ class _Walk:
             elif kx == "object":
                 for k in y:
                     if k not in x:
-                        self.add(Difference(_pointer((*parts, k)), "missing", {"text": "only in b"}))
+                        self.add(
+                            Difference(_pointer((*parts, k)), "missing", {"text": "only in b"})
+                        )
                 for k in x:
                     if k not in y:
                         self.add(Difference(_pointer((*parts, k)), "extra", {"text": "only in a"}))
@@ -147,14 +149,16 @@ class _Walk:
                 self._scalar(ptr, x, y)
         if self.unlisted:
             text = f"{plural(self.unlisted, 'more difference')} not listed"
-            self.out.differences.append(Difference("", "more", {"count": self.unlisted, "text": text}))
+            self.out.differences.append(
+                Difference("", "more", {"count": self.unlisted, "text": text})
+            )
 
     def _array(self, parts: tuple[str, ...], x: list[Any], y: list[Any], stack: list[Any]) -> None:
         ptr = _pointer(parts)
         if len(x) != len(y):
-            detail = {"length_a": len(x), "length_b": len(y)}
-            detail["text"] = f"{len(x)} items in a, {len(y)} in b"
-            self.add(Difference(ptr, "length", detail))
+            text = f"{len(x)} items in a, {len(y)} in b"
+            length = {"length_a": len(x), "length_b": len(y), "text": text}
+            self.add(Difference(ptr, "length", length))
         n = min(len(x), len(y))
         scalar = all(_kind(v) in ("number", "string", "boolean", "null") for v in (*x[:n], *y[:n]))
         if not scalar or self.ignore:
@@ -169,9 +173,9 @@ class _Walk:
             s = self._same_scalar(ptr, x[i], y[i])
             if s is True:
                 continue
-            if isinstance(x[i], (int, float)) and isinstance(y[i], (int, float)):
-                if math.isfinite(x[i] - y[i]):
-                    max_abs = max(max_abs, abs(x[i] - y[i]))
+            numbers = _kind(x[i]) == _kind(y[i]) == "number"
+            if numbers and math.isfinite(x[i] - y[i]):
+                max_abs = max(max_abs, abs(x[i] - y[i]))
             if s is None:
                 tolerated += 1
                 continue
@@ -211,8 +215,13 @@ class _Walk:
             self.add(Difference(ptr, "value", detail), ignored=True)
             return
         kinds = _volatile(set(), x, y)
-        self.add(mark(Difference(ptr, "value", detail), "+".join(sorted(kinds or ())) or None,
-                      ignore_pointers=[ptr]))
+        self.add(
+            mark(
+                Difference(ptr, "value", detail),
+                "+".join(sorted(kinds or ())) or None,
+                ignore_pointers=[ptr],
+            )
+        )
 
 
 def _volatile(kinds: set[str] | None, x: Any, y: Any) -> set[str] | None:

@@ -223,9 +223,9 @@ def compare(
     if explain is None or explain == "bytes":
         return Comparison("different", plain, "bytes differ")
     try:
-        default = detect_policy(a, b) if method is None else None
-        if default is None or default.method != explain:
-            default = compare_policy(explain)
+        found = detect_policy(a, b)  # with what the content says (a TSV's delimiter)
+        default = found if found is not None and found.method == explain else None
+        default = default or compare_policy(explain)
         d = comparator(explain).diff(a, b, default, max_items=max_items, names=(la, lb))
     except (FormatError, UsageError) as e:
         # Explaining is best effort: the verdict is the same, the reason is said.

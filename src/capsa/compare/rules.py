@@ -68,7 +68,9 @@ class Tolerances:
 
     def __init__(self, policy: Any) -> None:
         self.default = (_num(getattr(policy, "rtol", None)), _num(getattr(policy, "atol", None)))
-        self.given = getattr(policy, "rtol", None) is not None or getattr(policy, "atol", None) is not None
+        self.given = (
+            getattr(policy, "rtol", None) is not None or getattr(policy, "atol", None) is not None
+        )
         self.rules = [
             (Globs([t.where]), (_num(t.rtol), _num(t.atol)), t.where)
             for t in getattr(policy, "tolerances", ())
@@ -184,15 +186,21 @@ def ignored_lines(la: Lines, lb: Lines, max_items: int) -> list[Any]:
         na, nb = la.dropped_count.get(rule, 0), lb.dropped_count.get(rule, 0)
         ka = [(n, t) for r, n, t in la.dropped if r == rule]
         kb = [(n, t) for r, n, t in lb.dropped if r == rule]
-        same = na == nb and len(ka) == len(kb) and all(x[1] == y[1] for x, y in zip(ka, kb))
+        same = (
+            na == nb
+            and len(ka) == len(kb)
+            and all(x[1] == y[1] for x, y in zip(ka, kb, strict=False))
+        )
         if same and na == len(ka):
             continue  # the same lines left out of both: nothing differed there
         detail: dict[str, Any] = {"rule": rule, "lines_a": na, "lines_b": nb}
-        first = [(x, y) for x, y in zip(ka, kb) if x[1] != y[1]][: max(1, max_items)]
+        first = [(x, y) for x, y in zip(ka, kb, strict=False) if x[1] != y[1]][: max(1, max_items)]
         detail["first"] = [{"line_a": x[0], "a": x[1], "line_b": y[0], "b": y[1]} for x, y in first]
         text = f"{plural(na, 'line')} in a and {nb} in b match {rule!r}"
         if first:
-            text += f", e.g. line {first[0][0][0]}: {show(first[0][0][1])} vs {show(first[0][1][1])}"
+            text += (
+                f", e.g. line {first[0][0][0]}: {show(first[0][0][1])} vs {show(first[0][1][1])}"
+            )
         detail["text"] = text
         out.append(Difference(rule, "lines", detail))
     return out

@@ -11,7 +11,7 @@ from typing import Any
 from ..format.policy import ComparePolicy, compare_policy
 from .base import Comparison, Difference
 
-__all__ = ["mark", "propose_policy", "volatile_kind", "line_pattern"]
+__all__ = ["line_pattern", "mark", "propose_policy", "volatile_kind"]
 
 _KINDS: list[tuple[str, str]] = [
     (
@@ -64,18 +64,18 @@ def _shape(kind: str, a: str, b: str) -> str:
     if kind == "temporary path" and a.rsplit("/", 1)[0] == b.rsplit("/", 1)[0]:
         return _escape(a.rsplit("/", 1)[0]) + r"/[\w.+-]+"
     if kind in ("uuid", "hash") and len(a) == len(b):
-        return r"[0-9a-fA-F-]{%d}" % len(a)
+        return rf"[0-9a-fA-F-]{{{len(a)}}}"
     token = re.compile(r"\d+|[A-Za-z]+|[^\dA-Za-z]+")
     ta, tb = token.findall(a), token.findall(b)
     if len(ta) == len(tb):
         out = []
         for x, y in zip(ta, tb, strict=True):
             if len(x) == len(y) and x.isdigit() and y.isdigit():
-                out.append(r"\d{%d}" % len(x))  # tomorrow's equal digits differ
+                out.append(rf"\d{{{len(x)}}}")  # tomorrow's equal digits differ
             elif x == y:
                 out.append(_escape(x))
             elif len(x) == len(y) and x.isalpha() and y.isalpha():
-                out.append(r"[A-Za-z]{%d}" % len(x))
+                out.append(rf"[A-Za-z]{{{len(x)}}}")
             else:
                 break
         else:
@@ -126,5 +126,7 @@ def propose_policy(result: Comparison, base: ComparePolicy | None = None) -> Com
             return None
         for k, v in suggest.items():
             have = list(current.get(k, ()))
-            current[k] = tuple(have + [x for x in (v if isinstance(v, list) else [v]) if x not in have])
+            current[k] = tuple(
+                have + [x for x in (v if isinstance(v, list) else [v]) if x not in have]
+            )
     return compare_policy(method, **current)

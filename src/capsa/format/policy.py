@@ -170,7 +170,7 @@ class CsvPolicy(_Policy):
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, v: str) -> str:
-        if v in "\"\r\n":
+        if v in '"\r\n':
             raise ValueError(f"{v!r} cannot separate fields")
         return v
 
@@ -206,7 +206,7 @@ class ImagePolicy(_Policy):
     method: Literal["image"] = "image"
     pixel_tolerance: int = Field(default=0, ge=0)
     """A pixel is the same when no channel differs by more than this (in the image's own
-    units: 0–255 for 8-bit images)."""
+    units: 0 to 255 for 8-bit images)."""
     max_differing: Decimal | None = None
     """The fraction of pixels allowed to differ beyond ``pixel_tolerance`` (e.g. "0.001")."""
 

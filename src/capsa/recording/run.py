@@ -12,9 +12,10 @@ import platform
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -93,6 +94,17 @@ def _check_step_fields(name: str, argv: Sequence[str], env: dict[str, str]) -> N
         raise UsageError(f"invalid {what}: {explain(err)}") from None
 
 
+Policy = ComparePolicy | Callable[[BinaryIO], ComparePolicy]
+"""A comparison policy, or one to be read off the output's content (``--compare auto``)."""
+
+
+def _policy(policy: Policy | None, project_fd: int, rel: str) -> ComparePolicy | None:
+    if policy is None or not callable(policy):
+        return policy
+    with os.fdopen(open_regular(project_fd, rel, where=rel), "rb") as f:
+        return policy(f)
+
+
 def _digest_confined(project_fd: int, rel: str) -> str:
     """SHA-256 of the regular file ``rel`` below the project, reached without following links."""
     with os.fdopen(open_regular(project_fd, rel, where=rel), "rb", buffering=0) as f:
@@ -123,7 +135,7 @@ def run_step(
     outputs: Sequence[str] = (),
     name: str | None = None,
     env: dict[str, str] | None = None,
-    compare: dict[str, ComparePolicy] | None = None,
+    compare: dict[str, Policy] | None = None,
     runtime: str = "auto",
     network: bool = False,
     timeout: float | None = None,
@@ -178,7 +190,7 @@ def _run(
     in_rel: list[str],
     out_rel: list[str],
     prov_rel: list[str],
-    policies: dict[str, ComparePolicy],
+    policies: dict[str, Policy],
     rt: Runtime,
     *,
     name: str | None,
@@ -246,7 +258,9 @@ def _run(
             if rel in out_rel:
                 refused.append(rel)
             continue
-        step_outputs.append(StepFile(path=rel, digest=digest, compare=policies.get(rel)))
+        step_outputs.append(
+            StepFile(path=rel, digest=digest, compare=_policy(policies.get(rel), project_fd, rel))
+        )
     missing = [p for p in missing if p in out_rel]
     status, reason = "ok", ""
     code = result.exit_code

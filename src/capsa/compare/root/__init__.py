@@ -25,15 +25,23 @@ from ._read import (
     DIR_CLASSES,
     RNTUPLE,
     TREE_CLASSES,
-    canon,
     cannot_interpret,
+    canon,
     cycles,
     open_root,
     raw_payload,
     reading,
     walk,
 )
-from ._tree import STEP_BYTES, Tally, compare_branch, compare_field, leaves, rntuple_fields, signature
+from ._tree import (
+    STEP_BYTES,
+    Tally,
+    compare_branch,
+    compare_field,
+    leaves,
+    rntuple_fields,
+    signature,
+)
 
 __all__ = ["STEP_BYTES", "RootComparator", "is_root"]
 
@@ -105,6 +113,7 @@ class _Differ:
             rule = self.keys.match(name)
             if a is None or b is None:
                 present = b if a is None else a
+                assert present is not None
                 kind = "missing" if a is None else "extra"
                 text = f"{present.fClassName} only in {'b' if a is None else 'a'}"
                 if present.fClassName in DIR_CLASSES:
@@ -173,7 +182,7 @@ class _Differ:
                 ob = canon(b.get())
             with reading(self.labels[0]):
                 oa = canon(a.get())
-        except Exception as e:  # noqa: BLE001 - any failure to interpret: compare the bytes
+        except Exception as e:
             if not isinstance(e, (*cannot_interpret(), *_format_errors())):
                 raise
             if raw_payload(a, self.labels[0]) != raw_payload(b, self.labels[1]):
@@ -187,7 +196,9 @@ class _Differ:
         members = diff_members(oa, ob, tol)
         if not members:
             if tol != (0.0, 0.0) and not same(oa, ob):
-                self.ignore(name, "object", f"{cls}: equal within tolerance", **self.tol.describe(name))
+                self.ignore(
+                    name, "object", f"{cls}: equal within tolerance", **self.tol.describe(name)
+                )
             return
         first = members[0]
         text = f"{cls}: {label(first['member'])} {first['text']}"
@@ -200,7 +211,11 @@ class _Differ:
         d = self.differ(name, "object", text, **detail)
         kinds = {volatile_kind(str(m.get("a")), str(m.get("b"))) for m in members}
         if None not in kinds:
-            mark(d, "+".join(sorted({k for x in kinds if x for k in x.split("+")})), ignore_keys=[name])
+            mark(
+                d,
+                "+".join(sorted({k for x in kinds if x for k in x.split("+")})),
+                ignore_keys=[name],
+            )
 
     def _tree(self, name: str, ta: Any, tb: Any) -> None:
         la, lb = self.labels
@@ -211,8 +226,13 @@ class _Differ:
         if title_a != title_b:
             self.differ(name, "title", f"{show(title_a)} vs {show(title_b)}")
         if na != nb:
-            self.differ(name, "entries", f"{na} entries in a, {nb} in b (values not compared)",
-                        entries_a=na, entries_b=nb)
+            self.differ(
+                name,
+                "entries",
+                f"{na} entries in a, {nb} in b (values not compared)",
+                entries_a=na,
+                entries_b=nb,
+            )
         ba, bb = leaves(ta, la), leaves(tb, lb)
         for branch in sorted(ba.keys() | bb.keys()):
             where = f"{name}/{branch}"
@@ -227,7 +247,9 @@ class _Differ:
                 continue
             sa, sb = signature(ba[branch]), signature(bb[branch])
             if sa != sb:
-                text = f"type {sa[0]} vs {sb[0]}" if sa[0] != sb[0] else f"read as {sa[1]} vs {sb[1]}"
+                text = (
+                    f"type {sa[0]} vs {sb[0]}" if sa[0] != sb[0] else f"read as {sa[1]} vs {sb[1]}"
+                )
                 if rule:
                     self.ignore(where, "type", f"{text} [{rule}]", rule=rule)
                 else:
@@ -237,7 +259,9 @@ class _Differ:
                 self.ignore(where, "branch", f"not compared [{rule}]", rule=rule)
                 continue
             if na == nb:
-                tally = compare_branch(ba[branch], bb[branch], self.labels, self.tol.at(where), self.max_items)
+                tally = compare_branch(
+                    ba[branch], bb[branch], self.labels, self.tol.at(where), self.max_items
+                )
                 self._report(where, tally, sb[0])
 
     def _rntuple(self, name: str, ra: Any, rb: Any) -> None:
@@ -247,8 +271,13 @@ class _Differ:
         with reading(lb):
             nb = int(rb.num_entries)
         if na != nb:
-            self.differ(name, "entries", f"{na} entries in a, {nb} in b (values not compared)",
-                        entries_a=na, entries_b=nb)
+            self.differ(
+                name,
+                "entries",
+                f"{na} entries in a, {nb} in b (values not compared)",
+                entries_a=na,
+                entries_b=nb,
+            )
         fa, fb = rntuple_fields(ra, la), rntuple_fields(rb, lb)
         for field in sorted(fa.keys() | fb.keys()):
             where = f"{name}/{field}"
@@ -259,7 +288,11 @@ class _Differ:
                     if field not in fa or field not in fb
                     else f"type {fa[field]} vs {fb[field]}"
                 )
-                kind = "type" if field in fa and field in fb else ("missing" if field not in fa else "extra")
+                kind = (
+                    "type"
+                    if field in fa and field in fb
+                    else ("missing" if field not in fa else "extra")
+                )
                 if rule:
                     self.ignore(where, kind, f"{text} [{rule}]", rule=rule)
                 else:
@@ -268,7 +301,9 @@ class _Differ:
             if rule:
                 self.ignore(where, "branch", f"not compared [{rule}]", rule=rule)
             elif na == nb:
-                tally = compare_field(ra, rb, field, self.labels, self.tol.at(where), self.max_items)
+                tally = compare_field(
+                    ra, rb, field, self.labels, self.tol.at(where), self.max_items
+                )
                 self._report(where, tally, fb[field])
 
     def _report(self, where: str, t: Tally, typename: str) -> None:
@@ -286,8 +321,15 @@ class _Differ:
             self.differ(where, "branch", text, count=t.count, first=t.first, **detail)
         if t.tolerated:
             text = f"{t.tolerated} of {t.entries} entries within tolerance"
-            self.ignore(where, "branch", text, count=t.tolerated, within_tolerance=True,
-                        **detail, **self.tol.describe(where))
+            self.ignore(
+                where,
+                "branch",
+                text,
+                count=t.tolerated,
+                within_tolerance=True,
+                **detail,
+                **self.tol.describe(where),
+            )
 
 
 def _format_errors() -> tuple[type[BaseException], ...]:

@@ -33,7 +33,11 @@ def same(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0) -> bool:
 
 
 def diff_members(
-    a: Any, b: Any, tol: tuple[float, float], path: str = "", out: list[dict[str, Any]] | None = None
+    a: Any,
+    b: Any,
+    tol: tuple[float, float],
+    path: str = "",
+    out: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Each differing member: ``{"member", "text", "a", "b"}`` (paths like ``.fXaxis.fXmax``)."""
     out = [] if out is None else out

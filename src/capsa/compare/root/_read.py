@@ -8,6 +8,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from ...errors import FormatError, UsageError
@@ -76,9 +77,9 @@ def open_root(source: Any, label: str) -> Any:
     if not isinstance(source, (str, os.PathLike)):
         source.seek(0)
     with reading(label):
-        with open(source, "rb") if isinstance(source, (str, os.PathLike)) else _keep(source) as f:
-            if f.read(4) != b"root":
-                raise FormatError("not a ROOT file (no 'root' signature)", where=label)
+        head = _head(source)
+        if head != b"root":
+            raise FormatError("not a ROOT file (no 'root' signature)", where=label)
         return up.open(
             os.fspath(source) if isinstance(source, (str, os.PathLike)) else source,
             array_cache=None,
@@ -86,14 +87,19 @@ def open_root(source: Any, label: str) -> Any:
         )
 
 
-@contextlib.contextmanager
-def _keep(f: Any) -> Iterator[Any]:
-    f.seek(0)
-    yield f
-    f.seek(0)
+def _head(source: Any) -> bytes:
+    if isinstance(source, (str, os.PathLike)):
+        with Path(source).open("rb") as f:
+            return f.read(4)
+    source.seek(0)
+    head = source.read(4)
+    source.seek(0)
+    return bytes(head)
 
 
-def walk(directory: Any, label: str, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+def walk(
+    directory: Any, label: str, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
     """(path, key) of the highest cycle of every name, depth first. The key list itself is read
     (not ``keys()``), so names holding "/" (KM3NeT's ``chi2/NDF``) stay one segment."""
     with reading(label):

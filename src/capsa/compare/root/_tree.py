@@ -93,7 +93,9 @@ def _read(branch: Any, start: int, stop: int, how: str) -> Any:
     return branch.array(entry_start=start, entry_stop=stop, library=how)
 
 
-def compare_branch(ba: Any, bb: Any, labels: tuple[str, str], tol: tuple[float, float], max_items: int) -> Tally:
+def compare_branch(
+    ba: Any, bb: Any, labels: tuple[str, str], tol: tuple[float, float], max_items: int
+) -> Tally:
     """Entries of ``ba`` that differ from the reference ``bb`` (same entry count)."""
     import warnings
 
@@ -153,10 +155,14 @@ def mismatch(xa: Any, xb: Any, how: str, tol: tuple[float, float], tally: Tally)
         loose = entry_mismatch(xa, xb, tol, None)
         return loose, strict & ~loose
     if how == "np":
-        strict = np.array([not same(_plain(x), _plain(y)) for x, y in zip(xa, xb, strict=True)], bool)
+        strict = np.array(
+            [not same(_plain(x), _plain(y)) for x, y in zip(xa, xb, strict=True)], bool
+        )
         if tol == (0.0, 0.0) or not strict.any():
             return strict, None
-        loose = np.array([not same(_plain(x), _plain(y), *tol) for x, y in zip(xa, xb, strict=True)], bool)
+        loose = np.array(
+            [not same(_plain(x), _plain(y), *tol) for x, y in zip(xa, xb, strict=True)], bool
+        )
         return loose, strict & ~loose
     return np.array([x != y for x, y in zip(xa, xb, strict=True)], bool), None
 
@@ -234,7 +240,9 @@ def rntuple_fields(r: Any, label: str) -> dict[str, str]:
         return {str(k): str(v) for k, v in r.itertypenames()}
 
 
-def compare_field(ra: Any, rb: Any, name: str, labels: tuple[str, str], tol: tuple[float, float], max_items: int) -> Tally:
+def compare_field(
+    ra: Any, rb: Any, name: str, labels: tuple[str, str], tol: tuple[float, float], max_items: int
+) -> Tally:
     """An RNTuple field, in chunks of entries."""
     n = int(rb.num_entries)
     tally = Tally(n, max_items)
