@@ -34,6 +34,7 @@ def _damaged() -> tuple[type[BaseException], ...]:
         IndexError,
         KeyError,
         EOFError,
+        ArithmeticError,
         up.deserialization.DeserializationError,
     ]
     with contextlib.suppress(ImportError):
@@ -51,10 +52,13 @@ def cannot_interpret() -> tuple[type[BaseException], ...]:
         TypeError,
         ValueError,
         AttributeError,
+        ArithmeticError,
         up.deserialization.DeserializationError,
     ]
     with contextlib.suppress(AttributeError):
         kinds.append(up.interpretation.objects.CannotBeAwkward)
+    with contextlib.suppress(AttributeError):
+        kinds.append(up.interpretation.identify.UnknownInterpretation)
     return tuple(kinds)
 
 
@@ -66,7 +70,7 @@ def reading(label: str) -> Iterator[None]:
     except (FormatError, UsageError):
         raise
     except _damaged() as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = " ".join(str(e).split()) or type(e).__name__
         if len(first) > 160:
             first = first[:159] + "…"
         raise FormatError(f"not a readable ROOT file: {first}", where=label) from e

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import FormatError
-from ._read import cannot_interpret, reading, uproot
+from ._read import reading, uproot
 
 STEP_BYTES = 16 << 20
 """Uncompressed bytes of one branch read at a time from each file (as hdf5's BLOCK_BYTES)."""
@@ -114,14 +114,10 @@ def compare_branch(
                         xa = _read(ba, start, stop, how)
                     bad, tolerated = mismatch(xa, xb, how, tol, tally)
                 break
-            except FormatError:
+            except Exception:  # noqa: BLE001 - uproot could not make arrays: next way
                 if how == "raw":
                     raise
-                modes.pop(0)  # uproot's arrays failed on this branch: fall back for good
-            except cannot_interpret():
-                if how == "raw":
-                    raise
-                modes.pop(0)
+                modes.pop(0)  # for this branch for good; raw bytes always read (or are damage)
         tally.how.add(how)
         tally.add(start, bad, tolerated)
         if tally.shown is None and tally.first:
