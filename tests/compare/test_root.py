@@ -101,14 +101,18 @@ def test_one_changed_value_names_branch_and_entry(ref: Path, tmp_path: Path) -> 
     d = by_path["events/energy"]
     assert d.kind == "branch" and d.detail["count"] == 2  # two baskets of the same data
     assert d.detail["first"] == [321, 821] and d.detail["entries"] == 2 * N
-    assert d.summary.startswith("branch events/energy: 2 of 1000 entries differ (first at entry 321")
+    assert d.summary.startswith(
+        "branch events/energy: 2 of 1000 entries differ (first at entry 321"
+    )
     assert d.detail["max_abs"] == pytest.approx(1e-9, rel=1e-3)
     # NaN at entry 7 equals NaN; a tolerance covers the change, and says so.
     r = compare(changed, ref, compare_policy("root", atol="1e-8"))
     assert r.verdict == "equivalent"
     assert {d.path for d in r.diff.ignored if d.detail.get("within_tolerance")} == set(by_path)
     # A per-branch tolerance covers only its branch.
-    r = compare(changed, ref, compare_policy("root", tolerances=[{"where": "events/*", "atol": "1e-8"}]))
+    r = compare(
+        changed, ref, compare_policy("root", tolerances=[{"where": "events/*", "atol": "1e-8"}])
+    )
     assert [d.path for d in r.diff.differences] == ["ntuple/x"]
 
 

@@ -15,11 +15,13 @@ from .registry import (
     comparator,
     compare,
     detect,
+    detect_policy,
     methods,
     register_comparator,
     same_bytes,
 )
 from .sources import open_source
+from .volatile import propose_policy
 
 __all__ = [
     "Comparator",
@@ -31,8 +33,10 @@ __all__ = [
     "comparator",
     "compare",
     "detect",
+    "detect_policy",
     "methods",
     "open_source",
+    "propose_policy",
     "register_comparator",
     "same_bytes",
 ]

@@ -82,6 +82,15 @@ def _rows(lines: Lines, delimiter: str, label: str) -> Any:
         raise FormatError(f"line {lines.count}: not CSV: {e}", where=label) from None
 
 
+def _width(row: list[str], width: int, line: int, label: str) -> None:
+    if len(row) != width:
+        raise FormatError(
+            f"line {line}: {plural(len(row), 'field')} where the header has {width}",
+            where=label,
+            hint="a table needs the same number of fields in every row",
+        )
+
+
 class CsvComparator:
     method: ClassVar[str] = "csv"
     label: ClassVar[str] = "CSV content"
@@ -129,34 +138,24 @@ class _Table:
         (_, head_a), (_, head_b) = ha, hb
         pairs = self._header(head_a, head_b)
         cols = {name: _Column(name) for name, _, _ in pairs}
-        nrows_a = nrows_b = 0
+        nrows = [0, 0]
         while True:
             xa, xb = next(ra, None), next(rb, None)
             if xa is None or xb is None:
-                nrows_a += xa is not None
-                nrows_b += xb is not None
-                for rest, side in ((ra, "a"), (rb, "b")):
-                    for _ in rest:
-                        if side == "a":
-                            nrows_a += 1
-                        else:
-                            nrows_b += 1
+                # Rows beyond the shorter file are counted (and checked), not compared.
+                for x, rest, width, side in ((xa, ra, len(head_a), 0), (xb, rb, len(head_b), 1)):
+                    for line, row in [x, *rest] if x is not None else []:
+                        _width(row, width, line, self.labels[side])
+                        nrows[side] += 1
                 break
-            nrows_a += 1
-            nrows_b += 1
+            nrows[0] += 1
+            nrows[1] += 1
             (line_a, row_a), (line_b, row_b) = xa, xb
-            for row, width, line, label in (
-                (row_a, len(head_a), line_a, self.labels[0]),
-                (row_b, len(head_b), line_b, self.labels[1]),
-            ):
-                if len(row) != width:
-                    raise FormatError(
-                        f"line {line}: {plural(len(row), 'field')} where the header has {width}",
-                        where=label,
-                        hint="a table needs the same number of fields in every row",
-                    )
+            _width(row_a, len(head_a), line_a, self.labels[0])
+            _width(row_b, len(head_b), line_b, self.labels[1])
             for name, i, j in pairs:
-                self._cell(cols[name], nrows_b, row_a[i], row_b[j])
+                self._cell(cols[name], nrows[1], row_a[i], row_b[j])
+        nrows_a, nrows_b = nrows
         if nrows_a != nrows_b:
             self.out.differences.append(
                 Difference(

@@ -140,7 +140,13 @@ def require(module: str, extra: str, what: str) -> Any:
 @contextlib.contextmanager
 def _opened(source: Source) -> Iterator[BinaryIO | io.RawIOBase]:
     if isinstance(source, (str, os.PathLike)):
-        with Path(source).open("rb") as f:
+        try:
+            f = Path(source).open("rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise NotFoundError("no such file", where=os.fspath(source)) from None
+        except IsADirectoryError:
+            raise FormatError("is a directory, not a file", where=os.fspath(source)) from None
+        with f:
             yield f
     else:
         source.seek(0)

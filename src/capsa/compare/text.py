@@ -20,6 +20,7 @@ CONTEXT = 3
 EXCERPT_LINES = 12
 """Lines of each file after the first difference that go into the unified diff."""
 MAX_PATTERNS = 20
+SHOWN_BYTES = 200
 
 
 def is_text(head: bytes) -> bool:
@@ -35,6 +36,17 @@ def is_text(head: bytes) -> bool:
 
 def _text(line: bytes) -> str:
     return line.decode("utf-8", "replace")
+
+
+def _shown(line: bytes) -> bytes:
+    """A line as the excerpt keeps it: long ones cut, with their length and a digest so that
+    two long lines that differ after the cut still differ."""
+    if len(line) <= SHOWN_BYTES:
+        return line
+    import hashlib
+
+    tag = hashlib.sha256(line).hexdigest()[:12]
+    return line[:SHOWN_BYTES] + f"… ({len(line)} bytes, sha256 {tag}…)".encode()
 
 
 class TextComparator:
@@ -81,13 +93,13 @@ def _compare_lines(ia: Lines, ib: Lines, max_items: int) -> Difference | None:
             break
         if first is None:
             if pa is not None and pb is not None and pa[1] == pb[1]:
-                before.append(pa[1])
+                before.append(_shown(pa[1]))
                 continue
             first = (pa[0] if pa else ia.count + 1, pb[0] if pb else ib.count + 1)
         if len(after_a) < EXCERPT_LINES and pa is not None:
-            after_a.append(pa[1])
+            after_a.append(_shown(pa[1]))
         if len(after_b) < EXCERPT_LINES and pb is not None:
-            after_b.append(pb[1])
+            after_b.append(_shown(pb[1]))
         if pa is None or pb is None or pa[1] != pb[1]:
             differing += 1
             if patterns is not None:

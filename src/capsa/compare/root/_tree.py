@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import FormatError
 from ._read import reading, uproot
 
 STEP_BYTES = 16 << 20
@@ -114,7 +113,7 @@ def compare_branch(
                         xa = _read(ba, start, stop, how)
                     bad, tolerated = mismatch(xa, xb, how, tol, tally)
                 break
-            except Exception:  # noqa: BLE001 - uproot could not make arrays: next way
+            except Exception:
                 if how == "raw":
                     raise
                 modes.pop(0)  # for this branch for good; raw bytes always read (or are damage)
