@@ -183,9 +183,10 @@ def _split(o: Option, values: Sequence[str], outputs: Sequence[str]) -> dict[str
     for v in values:
         path: str | None = None
         if o.pathlike:
-            head, sep, rest = v.partition("=")
-            if sep and head in outputs:
-                path, v = head, rest
+            named = [p for p in outputs if v.startswith(p + "=")]
+            if named:
+                path = max(named, key=len)
+                v = v[len(path) + 1 :]
         else:
             head, sep, rest = v.rpartition("=")
             if sep:
@@ -312,13 +313,22 @@ def policies_for(
                     "a comparison option names a path that is not an output", where=path
                 )
     policies: dict[str, ComparePolicy | AutoResolver] = {}
+    used: set[str] = set()  # options given for every output that some output's method took
     for out in outputs:
-        fields = {}
+        method = methods.get(out, methods.get(None))
+        fields, defaults = {}, []
         for f, by_path in given.items():
-            raw = by_path.get(out, by_path.get(None))
+            raw = by_path.get(out)
+            if raw is None and None in by_path:
+                # Without PATH=: for every output whose method takes it (any, if none is named).
+                if method not in (None, AUTO) and f not in MODELS[method].model_fields:
+                    continue
+                if method is None and methods:
+                    continue
+                raw = by_path[None]
+                defaults.append(f)
             if raw:
                 fields[f] = _value(_BY_FIELD[f], raw, out)
-        method = methods.get(out, methods.get(None))
         if method == AUTO:
             if fields:
                 raise UsageError(
@@ -331,6 +341,18 @@ def policies_for(
         if method is None and not fields:
             continue
         policies[out] = _make(method or _implied(fields, out), fields, out)
+        used.update(defaults)
+    unused = [f for f, by_path in given.items() if None in by_path and f not in used]
+    if unused and outputs:
+        named = [methods.get(o, methods.get(None)) for o in outputs]
+        first = next((m for m in named if m not in (None, AUTO)), None)
+        if first is not None:
+            _check(first, dict.fromkeys(unused), None)
+        raise UsageError(
+            f"{_flags(unused)} {'applies' if len(unused) == 1 else 'apply'} to no output's "
+            "comparison",
+            hint="name the method with --compare [PATH=]METHOD",
+        )
     return policies
 
 
