@@ -143,10 +143,10 @@ class _Table:
             xa, xb = next(ra, None), next(rb, None)
             if xa is None or xb is None:
                 # Rows beyond the shorter file are counted (and checked), not compared.
-                for x, rest, width, side in ((xa, ra, len(head_a), 0), (xb, rb, len(head_b), 1)):
+                for x, rest, width, k in ((xa, ra, len(head_a), 0), (xb, rb, len(head_b), 1)):
                     for line, row in [x, *rest] if x is not None else []:
-                        _width(row, width, line, self.labels[side])
-                        nrows[side] += 1
+                        _width(row, width, line, self.labels[k])
+                        nrows[k] += 1
                 break
             nrows[0] += 1
             nrows[1] += 1

@@ -344,8 +344,8 @@ def policies_for(
         used.update(defaults)
     unused = [f for f, by_path in given.items() if None in by_path and f not in used]
     if unused and outputs:
-        named = [methods.get(o, methods.get(None)) for o in outputs]
-        first = next((m for m in named if m not in (None, AUTO)), None)
+        chosen = [methods.get(o, methods.get(None)) for o in outputs]
+        first = next((m for m in chosen if m not in (None, AUTO)), None)
         if first is not None:
             _check(first, dict.fromkeys(unused), None)
         raise UsageError(
