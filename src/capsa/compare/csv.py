@@ -9,10 +9,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import FormatError, UsageError
+from ..errors import FormatError
 from ..format.policy import CsvPolicy
 from .base import Diff, Difference, Source, differ, plural
-from .rules import Globs, LineFilter, Lines, Tolerances, ignored_lines, open_binary, show
+from .rules import (
+    Globs,
+    LineFilter,
+    Lines,
+    Tolerances,
+    ignored_lines,
+    open_binary,
+    own_policy,
+    show,
+)
 from .text import is_text
 from .volatile import mark, volatile_kind
 
@@ -104,10 +113,7 @@ class CsvComparator:
         max_items: int = 10,
         names: tuple[str, str] | None = None,
     ) -> Diff:
-        if policy is None or getattr(policy, "method", "csv") == "bytes":
-            policy = CsvPolicy()
-        if not isinstance(policy, CsvPolicy):
-            raise UsageError(f"the csv comparator cannot apply a {policy.method} policy")
+        policy = own_policy(policy, CsvPolicy)
         la, lb = names or (str(a), str(b))
         out = Diff(la, lb)
         rules = LineFilter(policy.ignore_lines)

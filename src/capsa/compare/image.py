@@ -18,11 +18,11 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from ..errors import FormatError, UsageError
+from ..errors import FormatError
 from ..format.policy import ImagePolicy
 from .base import Diff, Difference, Source, differ
 from .registry import require
-from .rules import open_binary
+from .rules import open_binary, own_policy
 
 __all__ = ["BAND_PIXELS", "ImageComparator"]
 
@@ -85,10 +85,7 @@ class ImageComparator:
         max_items: int = 10,
         names: tuple[str, str] | None = None,
     ) -> Diff:
-        if policy is None or getattr(policy, "method", "image") == "bytes":
-            policy = ImagePolicy()
-        if not isinstance(policy, ImagePolicy):
-            raise UsageError(f"the image comparator cannot apply a {policy.method} policy")
+        policy = own_policy(policy, ImagePolicy)
         la, lb = names or (str(a), str(b))
         out = Diff(la, lb)
         with _opened(a, la) as ia, _opened(b, lb) as ib:

@@ -13,10 +13,10 @@ import json
 import math
 from typing import Any, ClassVar
 
-from ..errors import FormatError, UsageError
+from ..errors import FormatError
 from ..format.policy import JsonPolicy
 from .base import Diff, Difference, Source, differ, plural
-from .rules import Globs, Tolerances, open_binary, show
+from .rules import Globs, Tolerances, open_binary, own_policy, show
 from .text import is_text
 from .volatile import mark, volatile_kind
 
@@ -93,10 +93,7 @@ class JsonComparator:
         max_items: int = 10,
         names: tuple[str, str] | None = None,
     ) -> Diff:
-        if policy is None or getattr(policy, "method", "json") == "bytes":
-            policy = JsonPolicy()
-        if not isinstance(policy, JsonPolicy):
-            raise UsageError(f"the json comparator cannot apply a {policy.method} policy")
+        policy = own_policy(policy, JsonPolicy)
         la, lb = names or (str(a), str(b))
         va, vb = _load(a, la), _load(b, lb)
         out = Diff(la, lb)

@@ -12,12 +12,14 @@ import re
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import FormatError, NotFoundError
+from pydantic import BaseModel
+
+from ..errors import FormatError, NotFoundError, UsageError
 from .base import Source
 
-__all__ = ["Globs", "LineFilter", "Tolerances", "open_binary", "show"]
+__all__ = ["Globs", "LineFilter", "Tolerances", "open_binary", "own_policy", "show"]
 
 
 @lru_cache(maxsize=256)
@@ -56,6 +58,20 @@ class Globs:
             elif len(parts) >= len(pat) and _match(pat, parts[: len(pat)]):
                 return p
         return None
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def own_policy(policy: Any, model: type[P]) -> P:
+    """``policy`` if it is of ``model``; its defaults for None or bytes (explaining a bytes
+    difference); a UsageError for another method's policy."""
+    if policy is None or getattr(policy, "method", None) == "bytes":
+        return model()
+    if not isinstance(policy, model):
+        method = model.model_fields["method"].default
+        raise UsageError(f"the {method} comparator cannot apply a {policy.method} policy")
+    return policy
 
 
 def _num(x: Any) -> float:

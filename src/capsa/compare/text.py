@@ -8,10 +8,9 @@ import difflib
 from collections import deque
 from typing import Any, ClassVar
 
-from ..errors import UsageError
-from ..format.policy import BytesPolicy, TextPolicy
+from ..format.policy import TextPolicy
 from .base import Diff, Difference, Source, differ
-from .rules import LineFilter, Lines, ignored_lines, open_binary
+from .rules import LineFilter, Lines, ignored_lines, open_binary, own_policy
 from .volatile import line_pattern, mark, volatile_kind
 
 __all__ = ["TextComparator", "is_text"]
@@ -62,9 +61,7 @@ class TextComparator:
         max_items: int = 10,
         names: tuple[str, str] | None = None,
     ) -> Diff:
-        if policy is not None and not isinstance(policy, (TextPolicy, BytesPolicy)):
-            raise UsageError(f"the text comparator cannot apply a {policy.method} policy")
-        rules = LineFilter(policy.ignore_lines if isinstance(policy, TextPolicy) else ())
+        rules = LineFilter(own_policy(policy, TextPolicy).ignore_lines)
         la, lb = names or (str(a), str(b))
         out = Diff(la, lb)
         with open_binary(a, la) as fa, open_binary(b, lb) as fb:

@@ -15,10 +15,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar
 
-from ...errors import UsageError
 from ...format.policy import RootPolicy
 from ..base import Diff, Difference, Source, differ, plural
-from ..rules import Globs, Tolerances, show
+from ..rules import Globs, Tolerances, own_policy, show
 from ..volatile import mark, volatile_kind
 from ._objects import diff_members, label, same
 from ._read import (
@@ -63,10 +62,7 @@ class RootComparator:
         max_items: int = 10,
         names: tuple[str, str] | None = None,
     ) -> Diff:
-        if policy is None or getattr(policy, "method", "root") == "bytes":
-            policy = RootPolicy()
-        if not isinstance(policy, RootPolicy):
-            raise UsageError(f"the root comparator cannot apply a {policy.method} policy")
+        policy = own_policy(policy, RootPolicy)
         la, lb = names or (str(a), str(b))
         out = Diff(la, lb)
         with contextlib.ExitStack() as stack:
@@ -118,17 +114,11 @@ class _Differ:
                 text = f"{present.fClassName} only in {'b' if a is None else 'a'}"
                 if present.fClassName in DIR_CLASSES:
                     covered = path
-                if rule:
-                    self.ignore(name, kind, f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(name, kind, text, object=present.fClassName)
+                self.note(name, kind, text, rule, object=present.fClassName)
                 continue
             if a.fClassName != b.fClassName:
                 text = f"{a.fClassName} vs {b.fClassName}"
-                if rule:
-                    self.ignore(name, "class", f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(name, "class", text, a=a.fClassName, b=b.fClassName)
+                self.note(name, "class", text, rule, a=a.fClassName, b=b.fClassName)
                 if DIR_CLASSES.count(a.fClassName) or DIR_CLASSES.count(b.fClassName):
                     covered = path
                 continue
@@ -187,10 +177,7 @@ class _Differ:
                 raise
             if raw_payload(a, self.labels[0]) != raw_payload(b, self.labels[1]):
                 text = f"{cls}: streamed bytes differ (uproot cannot read this class)"
-                if rule:
-                    self.ignore(name, "object", f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(name, "object", text, object=cls)
+                self.note(name, "object", text, rule, object=cls)
             return
         tol = self.tol.at(name)
         members = diff_members(oa, ob, tol)
@@ -217,94 +204,71 @@ class _Differ:
                 ignore_keys=[name],
             )
 
+    def note(self, where: str, kind: str, text: str, rule: str | None, **detail: Any) -> None:
+        """A difference, or an ignored one when a rule covers ``where``."""
+        if rule:
+            self.ignore(where, kind, f"{text} [{rule}]", rule=rule, **detail)
+        else:
+            self.differ(where, kind, text, **detail)
+
     def _tree(self, name: str, ta: Any, tb: Any) -> None:
         la, lb = self.labels
         with reading(la):
-            na, title_a = int(ta.num_entries), str(ta.title)
+            title_a = str(ta.title)
         with reading(lb):
-            nb, title_b = int(tb.num_entries), str(tb.title)
+            title_b = str(tb.title)
         if title_a != title_b:
             self.differ(name, "title", f"{show(title_a)} vs {show(title_b)}")
-        if na != nb:
-            self.differ(
-                name,
-                "entries",
-                f"{na} entries in a, {nb} in b (values not compared)",
-                entries_a=na,
-                entries_b=nb,
-            )
         ba, bb = leaves(ta, la), leaves(tb, lb)
-        for branch in sorted(ba.keys() | bb.keys()):
-            where = f"{name}/{branch}"
-            rule = self.branches.match(where)
-            if branch not in ba or branch not in bb:
-                kind = "missing" if branch not in ba else "extra"
-                text = f"branch only in {'b' if branch not in ba else 'a'}"
-                if rule:
-                    self.ignore(where, kind, f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(where, kind, text)
-                continue
-            sa, sb = signature(ba[branch]), signature(bb[branch])
-            if sa != sb:
-                text = (
-                    f"type {sa[0]} vs {sb[0]}" if sa[0] != sb[0] else f"read as {sa[1]} vs {sb[1]}"
-                )
-                if rule:
-                    self.ignore(where, "type", f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(where, "type", text, a=sa[0], b=sb[0])
-                continue
-            if rule:
-                self.ignore(where, "branch", f"not compared [{rule}]", rule=rule)
-                continue
-            if na == nb:
-                tally = compare_branch(
-                    ba[branch], bb[branch], self.labels, self.tol.at(where), self.max_items
-                )
-                self._report(where, tally, sb[0])
+
+        def values(branch: str, tol: tuple[float, float]) -> Tally:
+            return compare_branch(ba[branch], bb[branch], self.labels, tol, self.max_items)
+
+        sa = {k: signature(v) for k, v in ba.items()}
+        sb = {k: signature(v) for k, v in bb.items()}
+        self._columns(name, (ta, tb), (sa, sb), "branch", values)
 
     def _rntuple(self, name: str, ra: Any, rb: Any) -> None:
-        la, lb = self.labels
-        with reading(la):
-            na = int(ra.num_entries)
-        with reading(lb):
-            nb = int(rb.num_entries)
+        fa, fb = rntuple_fields(ra, self.labels[0]), rntuple_fields(rb, self.labels[1])
+
+        def values(field: str, tol: tuple[float, float]) -> Tally:
+            return compare_field(ra, rb, field, self.labels, tol, self.max_items)
+
+        sa = {k: (v, v) for k, v in fa.items()}
+        sb = {k: (v, v) for k, v in fb.items()}
+        self._columns(name, (ra, rb), (sa, sb), "field", values)
+
+    def _columns(
+        self,
+        name: str,
+        tables: tuple[Any, Any],
+        types: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]],
+        what: str,
+        values: Any,
+    ) -> None:
+        """Entry counts, then each branch (field): only in one, its type, its values."""
+        with reading(self.labels[0]):
+            na = int(tables[0].num_entries)
+        with reading(self.labels[1]):
+            nb = int(tables[1].num_entries)
         if na != nb:
-            self.differ(
-                name,
-                "entries",
-                f"{na} entries in a, {nb} in b (values not compared)",
-                entries_a=na,
-                entries_b=nb,
-            )
-        fa, fb = rntuple_fields(ra, la), rntuple_fields(rb, lb)
-        for field in sorted(fa.keys() | fb.keys()):
-            where = f"{name}/{field}"
+            text = f"{na} entries in a, {nb} in b (values not compared)"
+            self.differ(name, "entries", text, entries_a=na, entries_b=nb)
+        sa, sb = types
+        for col in sorted(sa.keys() | sb.keys()):
+            where = f"{name}/{col}"
             rule = self.branches.match(where)
-            if field not in fa or field not in fb or fa[field] != fb[field]:
-                text = (
-                    f"field only in {'b' if field not in fa else 'a'}"
-                    if field not in fa or field not in fb
-                    else f"type {fa[field]} vs {fb[field]}"
-                )
-                kind = (
-                    "type"
-                    if field in fa and field in fb
-                    else ("missing" if field not in fa else "extra")
-                )
-                if rule:
-                    self.ignore(where, kind, f"{text} [{rule}]", rule=rule)
-                else:
-                    self.differ(where, kind, text)
-                continue
-            if rule:
+            if col not in sa or col not in sb:
+                kind = "missing" if col not in sa else "extra"
+                self.note(where, kind, f"{what} only in {'b' if col not in sa else 'a'}", rule)
+            elif sa[col] != sb[col]:
+                (ta, ia), (tb, ib) = sa[col], sb[col]
+                text = f"type {ta} vs {tb}" if ta != tb else f"read as {ia} vs {ib}"
+                self.note(where, "type", text, rule, a=ta, b=tb)
+            elif rule:
                 self.ignore(where, "branch", f"not compared [{rule}]", rule=rule)
             elif na == nb:
-                tally = compare_field(
-                    ra, rb, field, self.labels, self.tol.at(where), self.max_items
-                )
-                self._report(where, tally, fb[field])
+                self._report(where, values(col, self.tol.at(where)), sb[col][0])
 
     def _report(self, where: str, t: Tally, typename: str) -> None:
         detail: dict[str, Any] = {"entries": t.entries, "type": typename, "read_as": sorted(t.how)}
