@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..compare.options import policies_for
+from ..compare.options import OPTIONS, add_options, policies_for
 from ..containers.runtime import runtime_names
 from ..errors import ExitCode, UsageError
 from ._common import Commands, emit_json
@@ -33,9 +33,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         compare=policies_for(
             args.output,
             compare=args.compare,
-            ignore_attr=args.ignore_attr,
-            rtol=args.rtol,
-            atol=args.atol,
+            **{o.dest: getattr(args, o.dest) for o in OPTIONS},
         ),
         runtime=args.runtime,
         network=args.network,
@@ -132,22 +130,7 @@ def register(c: Commands) -> None:
     p.add_argument("--runtime", default="auto", choices=runtime_names())
     p.add_argument("--network", action="store_true", help="allow network access (off by default)")
     p.add_argument("--timeout", type=float, metavar="SECONDS")
-    p.add_argument(
-        "--compare",
-        action="append",
-        default=[],
-        metavar="[PATH=]METHOD",
-        help="how replay compares the outputs (default: identical bytes)",
-    )
-    p.add_argument(
-        "--ignore-attr",
-        action="append",
-        default=[],
-        metavar="[PATH=]OBJ@ATTR",
-        help="HDF5 attribute allowed to differ, e.g. /@kid or *@kid",
-    )
-    p.add_argument("--rtol", action="append", default=[], metavar="[PATH=]X")
-    p.add_argument("--atol", action="append", default=[], metavar="[PATH=]X")
+    add_options(p, per_output=True)
     p.add_argument(
         "--provenance",
         action="append",

@@ -6,8 +6,9 @@ import argparse
 from typing import Any
 
 from .._internal.atomic import check_destination
+from ..compare.options import add_options
 from ..containers.runtime import runtime_names
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageError
 from ._common import Commands, emit_json, progress, signing_keys_for, trusted_keys
 
 __all__ = ["register"]
@@ -30,6 +31,9 @@ def _print_replay(report: Any) -> None:
             print(f"  {o.verdict:<11} {o.path}" + (f"  ({o.note})" if o.note else ""))
             for d in o.differences[:20]:
                 print(f"      {d.get('summary') or d}")
+                excerpt = d.get("detail", {}).get("excerpt") if isinstance(d, dict) else None
+                for line in excerpt if isinstance(excerpt, list) else []:
+                    print(f"          {line}")
             for d in o.ignored[:20]:
                 print(f"      ignored: {d.get('summary') or d}")
             if o.accept_with:
@@ -82,14 +86,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from ..compare import hdf5 as h5compare
-    from ..compare import open_source
+    from ..compare import compare, open_source
+    from ..compare.options import OPTIONS, policy_for
 
-    policy = h5compare.make_policy(args.ignore_attr, args.rtol, args.atol)
+    if args.max_indices < 0:
+        raise UsageError("--max-indices must not be negative")
+    if args.diff_image:
+        check_destination(args.diff_image, force=args.force)
     with open_source(args.a) as a, open_source(args.b) as b:
-        result = h5compare.compare(
-            a, b, policy, max_indices=args.max_indices, names=(args.a, args.b)
+        policy = policy_for(
+            a, b, compare=args.compare, **{o.dest: getattr(args, o.dest) for o in OPTIONS}
         )
+        result = compare(a, b, policy, max_items=args.max_indices, names=(args.a, args.b))
+    picture = next(iter(result.diff.attachments.values()), None)
+    if args.diff_image and picture is not None:
+        from .._internal.atomic import atomic_output
+
+        with atomic_output(args.diff_image, force=args.force) as f:
+            f.write(picture)
+        if result.diff.differences:
+            result.diff.differences[0].detail["diff_image"] = str(args.diff_image)
     if args.json:
         emit_json(result.as_dict())
     elif not args.quiet:
@@ -140,28 +156,28 @@ def register(c: Commands) -> None:
     p.add_argument("--passphrase-file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace an existing attestation file")
     p.add_argument("--json", action="store_true")
-    p = c.add("diff", cmd_diff, "compare the content of two HDF5 files")
+    p = c.add("diff", cmd_diff, "compare two files by content: HDF5, ROOT, images, JSON, CSV, text")
     p.epilog = (
-        "B is the reference: 'missing' = only in B, 'extra' = only in A, relative "
-        "differences are relative to B. A or B may be BUNDLE.capsa:MEMBER. Exit codes: "
-        "0 identical or equivalent, 1 different, 3 not HDF5, 9 no such file."
+        "The method is detected by content (both files must be of one kind), or forced with "
+        "--compare; its options are errors for other methods. B is the reference: 'missing' = "
+        "only in B, 'extra' = only in A, relative differences are relative to B. A or B may be "
+        "BUNDLE.capsa:MEMBER. Exit codes: 0 identical or equivalent, 1 different, 3 not that "
+        "format (or not of one kind), 9 no such file."
     )
     p.add_argument("a", metavar="A")
     p.add_argument("b", metavar="B")
-    p.add_argument(
-        "--ignore-attr",
-        action="append",
-        default=[],
-        metavar="OBJ@ATTR",
-        help="an attribute allowed to differ, e.g. /@kid, or *@kid at any object",
-    )
-    p.add_argument("--rtol", metavar="X", help="relative tolerance for floating-point values")
-    p.add_argument("--atol", metavar="X", help="absolute tolerance (also for integers)")
+    add_options(p, per_output=False)
     p.add_argument(
         "--max-indices",
         type=int,
         default=10,
         metavar="N",
-        help="differing indices to list per dataset (default 10)",
+        help="differing indices, entries, lines or cells to list per place (default 10)",
     )
+    p.add_argument(
+        "--diff-image",
+        metavar="FILE",
+        help="image: write a PNG showing the differing pixels (in red) to FILE",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --diff-image file")
     p.add_argument("--json", action="store_true")

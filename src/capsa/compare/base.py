@@ -14,7 +14,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar, Protocol
 
-__all__ = ["VERDICTS", "Comparator", "Comparison", "Diff", "Difference", "Source", "plural"]
+__all__ = [
+    "VERDICTS",
+    "Comparator",
+    "Comparison",
+    "Diff",
+    "Difference",
+    "Source",
+    "differ",
+    "plural",
+]
 
 Source = str | os.PathLike[str] | BinaryIO | io.RawIOBase
 """A file to compare: a path, or a seekable binary file object (e.g. a bundle member)."""
@@ -22,7 +31,16 @@ VERDICTS = ("identical", "equivalent", "different")
 
 
 def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"{n} {word}"
+    many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{n} {many}"
+
+
+def differ(n: int, word: str, of: int | None = None) -> str:
+    """ "1 cell differs", "3 of 10 entries differ"."""
+    verb = "differs" if n == 1 and of is None else "differ"
+    return (f"{n} of {plural(of, word)}" if of is not None else plural(n, word)) + " " + verb
 
 
 @dataclass
@@ -37,7 +55,20 @@ class Difference:
     @property
     def summary(self) -> str:
         what = self.detail.get("text", "")
-        return f"{self.kind} {self.path}" + (f": {what}" if what else "")
+        return " ".join(x for x in (self.kind, self.path) if x) + (f": {what}" if what else "")
+
+    @property
+    def excerpt(self) -> list[str]:
+        """Lines shown under the summary (a text comparator's unified diff)."""
+        lines = self.detail.get("excerpt")
+        return [str(x) for x in lines] if isinstance(lines, list) else []
+
+    @property
+    def volatile(self) -> str | None:
+        """What kind of run-to-run value alone makes this difference ("timestamp", "uuid", …;
+        :mod:`capsa.compare.volatile`), with ``detail["suggest"]`` the rule that ignores it."""
+        kind = self.detail.get("volatile")
+        return str(kind) if kind else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +88,9 @@ class Diff:
     b: str
     differences: list[Difference] = field(default_factory=list)
     ignored: list[Difference] = field(default_factory=list)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    """Files that show the differences, by file-name suffix (the image method's "diff.png");
+    callers decide whether and where to write them."""
 
     @property
     def equal(self) -> bool:
@@ -87,13 +121,17 @@ class Comparison:
 
     def as_dict(self) -> dict[str, Any]:
         d = {"verdict": self.verdict, "method": self.method} | self.diff.as_dict()
+        if self.explained_by:
+            d["explained_by"] = self.explained_by
         if self.note:
             d["note"] = self.note
         return d
 
     def report(self) -> list[str]:
         """Human-readable lines: each difference, each ignored one, then the verdict."""
-        lines = [d.summary for d in self.diff.differences]
+        lines = []
+        for d in self.diff.differences:
+            lines += [d.summary, *(f"    {x}" for x in d.excerpt)]
         lines += [f"ignored {d.summary}" for d in self.diff.ignored]
         counts = []
         if self.diff.differences:

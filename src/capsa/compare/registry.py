@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import NotFoundError, UsageError
+from ..errors import FormatError, NotFoundError, UsageError
 from ..format.policy import BytesPolicy, ComparePolicy, compare_policy
 from .base import Comparator, Comparison, Diff, Difference, Source
 
@@ -25,8 +25,11 @@ __all__ = [
     "comparator",
     "compare",
     "detect",
+    "detect_policy",
+    "method_for_media_type",
     "methods",
     "register_comparator",
+    "require",
     "same_bytes",
 ]
 
@@ -41,10 +44,15 @@ class ComparatorEntry:
     label: str
     """What it compares, for messages ("HDF5 content")."""
     sniff: Callable[[bytes], bool] | None
-    """Whether the first SNIFF_BYTES of a file are of its kind (None: never by content)."""
+    """Whether the first SNIFF_BYTES of a file (all of it when shorter) are of its kind
+    (None: never by content). Sniffs are tried in registration order; the first wins."""
     load: Callable[[], Comparator]
     equivalent_note: str = ""
     """What never counts as content, said when an output is equivalent."""
+    defaults: Callable[[bytes], dict[str, Any]] | None = None
+    """Policy options read off the reference's first bytes (the csv delimiter)."""
+    media_types: tuple[str, ...] = ()
+    """Recorded media types of its files (a hint when content sniffing finds nothing)."""
 
 
 _REGISTRY: dict[str, ComparatorEntry] = {}
@@ -83,7 +91,7 @@ def _head(source: Source) -> bytes:
         except FileNotFoundError:
             raise NotFoundError("no such file", where=os.fspath(source)) from None
         except IsADirectoryError:
-            return b""
+            raise FormatError("is a directory, not a file", where=os.fspath(source)) from None
     source.seek(0)
     data = source.read(SNIFF_BYTES)
     source.seek(0)
@@ -99,10 +107,46 @@ def detect(*sources: Source) -> str | None:
     return None
 
 
+def detect_policy(a: Source, b: Source, **options: Any) -> ComparePolicy | None:
+    """The default policy of the method that recognises both files (``b`` the reference),
+    with the options its sniff reads off ``b`` and then ``options``; None if no method does."""
+    method = detect(a, b)
+    if method is None:
+        return None
+    found = entry(method)
+    defaults = found.defaults(_head(b)) if found.defaults else {}
+    return compare_policy(method, **(defaults | options))
+
+
+def method_for_media_type(media_type: str | None) -> str | None:
+    """The method whose files have this recorded media type, if any."""
+    return next((e.method for e in _REGISTRY.values() if media_type in e.media_types), None)
+
+
+def require(module: str, extra: str, what: str) -> Any:
+    """Import ``module`` for a comparator, or one clear line saying which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(
+            f"comparing {what} needs the Python package {module.split('.')[0]}, "
+            "which is not installed",
+            hint=f"pip install 'capsa[{extra}]'",
+        ) from None
+
+
 @contextlib.contextmanager
 def _opened(source: Source) -> Iterator[BinaryIO | io.RawIOBase]:
     if isinstance(source, (str, os.PathLike)):
-        with Path(source).open("rb") as f:
+        try:
+            f = Path(source).open("rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise NotFoundError("no such file", where=os.fspath(source)) from None
+        except IsADirectoryError:
+            raise FormatError("is a directory, not a file", where=os.fspath(source)) from None
+        with f:
             yield f
     else:
         source.seek(0)
@@ -179,14 +223,19 @@ def compare(
         d = comparator(policy.method).diff(a, b, policy, max_items=max_items, names=(la, lb))
         return Comparison("different" if d.differences else "equivalent", d, method=policy.method)
     explain = method or detect(a, b)
+    detail: dict[str, Any] = {"offset": offset, "size_a": size_a, "size_b": size_b}
+    detail["text"] = f"first differing byte at offset {offset} (sizes {size_a} and {size_b})"
+    plain = Diff(la, lb, [Difference("", "bytes", detail)])
     if explain is None or explain == "bytes":
-        detail: dict[str, Any] = {"offset": offset, "size_a": size_a, "size_b": size_b}
-        detail["text"] = f"first differing byte at offset {offset} (sizes {size_a} and {size_b})"
-        return Comparison(
-            "different", Diff(la, lb, [Difference("", "bytes", detail)]), "bytes differ"
-        )
-    default = compare_policy(explain)
-    d = comparator(explain).diff(a, b, default, max_items=max_items, names=(la, lb))
+        return Comparison("different", plain, "bytes differ")
+    try:
+        found = detect_policy(a, b)  # with what the content says (a TSV's delimiter)
+        default = found if found is not None and found.method == explain else None
+        default = default or compare_policy(explain)
+        d = comparator(explain).diff(a, b, default, max_items=max_items, names=(la, lb))
+    except (FormatError, UsageError) as e:
+        # Explaining is best effort: the verdict is the same, the reason is said.
+        return Comparison("different", plain, f"bytes differ; not compared as {explain}: {e.what}")
     note = (
         ""
         if d.differences

@@ -1,38 +1,22 @@
-"""Which differences are run-to-run noise, and the narrowest policy that accepts them.
+"""The narrowest policy that accepts a comparison's run-to-run noise, and the flags that say it.
 
-Used twice: replay prints the exact flags that would accept a ``different`` output whose
-differences are all volatile (a UUID-like attribute, a timestamp-like value, HDF5 object times),
-and ``capsa run --check`` records the narrowest policy that makes two runs of a step equivalent.
-A difference is volatile when the comparator marks it so (``detail["volatile"]``), or for HDF5 when
-it is an attribute whose values look like a UUID or a time stamp; nothing else is guessed.
+Used twice: replay prints the exact ``capsa pack`` flags that would accept a ``different`` output
+whose differences are all volatile, and ``capsa run --check`` records the narrowest policy that
+makes two runs of a step equivalent. A difference is volatile when its comparator marks it so
+(:mod:`.volatile`: a time, a UUID, a hash, a temporary path); nothing else is guessed.
 """
 
 from __future__ import annotations
 
-import re
+import shlex
 from dataclasses import dataclass, field
 
-from ..format.policy import ComparePolicy, Hdf5Policy
+from ..format.policy import ComparePolicy
 from .base import Comparison, Difference
+from .options import OPTIONS
+from .volatile import propose_policy
 
-__all__ = ["Proposal", "is_volatile", "narrowest", "suggest_flags"]
-
-_UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?")
-
-
-def _looks_volatile(value: object) -> bool:
-    text = str(value)
-    return bool(_UUID.search(text) or _TIME.search(text))
-
-
-def is_volatile(d: Difference) -> bool:
-    if d.detail.get("volatile"):
-        return True
-    if d.kind == "attribute" and "only_in" not in d.detail and "dtypes" not in d.detail:
-        a, b = d.detail.get("a"), d.detail.get("b")
-        return _looks_volatile(a) and _looks_volatile(b)
-    return False
+__all__ = ["Proposal", "narrowest", "suggest_flags"]
 
 
 @dataclass
@@ -45,32 +29,29 @@ class Proposal:
     """Differences no policy was proposed for (not volatile): the output is not reproducible."""
 
 
-def narrowest(result: Comparison) -> Proposal:
-    """For a comparison made under the content comparator's default policy (``result.method``
-    names it): the smallest policy under which the files would be equivalent, if the remaining
-    differences are all volatile."""
-    diffs = result.diff.differences
-    if result.verdict == "identical":
-        return Proposal(None)
-    noisy = [d for d in diffs if is_volatile(d)]
-    rest = [d for d in diffs if not is_volatile(d)]
-    if rest:
-        return Proposal(None, noisy, rest)
-    if (result.explained_by or result.method) == "hdf5":
-        rules = tuple(sorted({f"{d.path}@{d.detail['attribute']}" for d in noisy}))
-        return Proposal(Hdf5Policy(ignore_attrs=rules), noisy)
-    return Proposal(None, [], noisy)
-
-
-def suggest_flags(path: str, result: Comparison) -> list[str]:
-    """``capsa pack`` flags that would accept this ``different`` output (empty: none would)."""
+def narrowest(result: Comparison, base: ComparePolicy | None = None) -> Proposal:
+    """For ``result``, a comparison made under ``base`` (None: bytes): ``base`` widened by the
+    rules its volatile differences suggest, when every difference is volatile."""
     if result.verdict != "different":
-        return []
-    proposal = narrowest(result)
+        return Proposal(None)
+    diffs = result.diff.differences
+    noisy = [d for d in diffs if d.volatile]
+    rest = [d for d in diffs if not d.volatile]
+    policy = None if rest else propose_policy(result, base)
+    if policy is None:
+        return Proposal(None, noisy, rest or noisy)
+    return Proposal(policy, noisy)
+
+
+def suggest_flags(path: str, result: Comparison, base: ComparePolicy | None = None) -> list[str]:
+    """``capsa pack`` flags that would accept this ``different`` output (empty: none would)."""
+    proposal = narrowest(result, base)
     policy = proposal.policy
     if policy is None or proposal.rest:
         return []
-    flags = [f"--compare {path}={policy.method}"]
-    if isinstance(policy, Hdf5Policy):
-        flags += [f"--ignore-attr {path}={rule}" for rule in policy.ignore_attrs]
+    flags = [f"--compare {shlex.quote(f'{path}={policy.method}')}"]
+    for o in OPTIONS:
+        value = getattr(policy, o.field, None)
+        if o.many and isinstance(value, tuple):
+            flags += [f"{o.flag} {shlex.quote(f'{path}={v}')}" for v in value]
     return flags

@@ -19,7 +19,7 @@ from ..compare import compare
 from ..compare.registry import entry
 from ..compare.suggest import narrowest
 from ..errors import Error
-from ..format.policy import ComparePolicy, Hdf5Policy, compare_policy
+from ..format.policy import ComparePolicy, compare_policy
 
 __all__ = ["CheckResult", "check_runs"]
 
@@ -40,14 +40,6 @@ def _open(root: Path, rel: str) -> BinaryIO:
         return os.fdopen(open_regular(fd, rel, where=rel), "rb")
     finally:
         os.close(fd)
-
-
-def _merge(given: ComparePolicy | None, found: ComparePolicy) -> ComparePolicy:
-    """``found``'s ignored attributes added to the user's own hdf5 policy (tolerances kept)."""
-    if isinstance(given, Hdf5Policy) and isinstance(found, Hdf5Policy):
-        rules = tuple(sorted({*given.ignore_attrs, *found.ignore_attrs}))
-        return given.model_copy(update={"ignore_attrs": rules})
-    return found
 
 
 def check_runs(
@@ -71,11 +63,13 @@ def check_runs(
         except (FileNotFoundError, UnsafePath):
             continue  # not a regular file: recording refuses or ignores it anyway
         try:
-            result = compare(a, b, given.get(rel), names=names)
+            used = given.get(rel)
+            result = compare(a, b, used, names=names)
             content = result.explained_by or result.method
             if result.verdict == "different" and content != "bytes" and rel not in given:
                 # Under the content method's own default policy first: what differs as content?
-                result = compare(a, b, compare_policy(content), names=names)
+                used = compare_policy(content)
+                result = compare(a, b, used, names=names)
         except Error as e:
             res.failure = f"not deterministic: {rel}: cannot compare the two runs ({e.what})"
             return res
@@ -89,13 +83,13 @@ def check_runs(
             why = entry(content).equivalent_note or "layout"
             res.notes.append(f"{rel}: the runs differ only where {why}: recorded {content}")
             continue
-        proposal = narrowest(result)
+        proposal = narrowest(result, used)
         if proposal.policy is None or proposal.rest:
             shown = proposal.rest or result.diff.differences
             what = shown[0].summary if shown else result.note or "bytes differ"
             res.failure = f"not deterministic: {rel}: {what}"
             return res
-        res.policies[rel] = _merge(given.get(rel), proposal.policy)
+        res.policies[rel] = proposal.policy
         accepted = "; ".join(d.summary for d in proposal.accepted)
         res.notes.append(f"{rel}: recorded {proposal.policy.method} ignoring {accepted}")
     return res

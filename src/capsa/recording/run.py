@@ -13,10 +13,10 @@ import platform
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -98,6 +98,29 @@ def _check_step_fields(name: str, argv: Sequence[str], env: dict[str, str]) -> N
         raise UsageError(f"invalid {what}: {explain(err)}") from None
 
 
+Policy = ComparePolicy | Callable[[BinaryIO], ComparePolicy]
+"""A comparison policy, or one to be read off the output's content (``--compare auto``)."""
+
+
+def _resolve_policies(policies: Mapping[str, Policy], view: Path) -> dict[str, ComparePolicy]:
+    """Read each callable policy off the output the step wrote (in its ``view``)."""
+    fixed = {rel: p for rel, p in policies.items() if not callable(p)}
+    pending = {rel: p for rel, p in policies.items() if callable(p)}
+    if not pending:
+        return fixed
+    view_fd = open_root(view, follow=False)
+    try:
+        for rel, choose in pending.items():
+            try:
+                with os.fdopen(open_regular(view_fd, rel, where=rel), "rb") as f:
+                    fixed[rel] = choose(f)
+            except (FileNotFoundError, UnsafePath):
+                continue  # reported as missing or refused when the outputs are recorded
+    finally:
+        os.close(view_fd)
+    return fixed
+
+
 def run_step(
     image: str | os.PathLike[str],
     argv: Sequence[str],
@@ -106,7 +129,7 @@ def run_step(
     outputs: Sequence[str] = (),
     name: str | None = None,
     env: dict[str, str] | None = None,
-    compare: dict[str, ComparePolicy] | None = None,
+    compare: Mapping[str, Policy] | None = None,
     runtime: str = "auto",
     network: bool = False,
     timeout: float | None = None,
@@ -142,8 +165,8 @@ def run_step(
     located = [locate(project, mounts, p, "input") for p in inputs]
     out_rel = [relative(project, p, "output") for p in outputs]
     prov_rel = [relative(project, p, "provenance file") for p in provenance]
-    policies = {relative(project, p, "output"): c for p, c in (compare or {}).items()}
-    for p in policies:
+    given = {relative(project, p, "output"): c for p, c in (compare or {}).items()}
+    for p in given:
         if p not in out_rel:
             raise UsageError(
                 "a comparison policy is given for a path that is not an --output", where=p
@@ -190,6 +213,7 @@ def run_step(
         )
         checked = None
         try:
+            policies = _resolve_policies(given, cap.view)
             if check and cap.result.exit_code == 0:
                 checked = _check(rt, spec, Path(tmp), cap, draft, out_rel, prov_rel, policies)
                 policies = checked.policies

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from .._internal.fs import UnsafePath, create_file, open_dir, open_regular, open_root
 from ..bundle import Bundle
-from ..compare import compare
+from ..compare import compare, detect
 from ..compare.registry import entry as comparator_entry
+from ..compare.registry import method_for_media_type
 from ..compare.suggest import suggest_flags
 from ..containers.runtime import Mount, RunResult, RunSpec, Runtime, get_runtime
 from ..containers.runtime.cache import remove_tree
@@ -258,11 +260,12 @@ class _Replayer:
             if rep.found == out.digest:
                 rep.verdict = "identical"
                 return rep
-            # The recorded media type names the comparator that explains a bytes difference.
-            media = self.b.manifest.blobs[out.digest].media_type
-            explain = "hdf5" if media == "application/x-hdf5" else None
             try:
                 with self.b.open_blob(out.digest) as recorded:
+                    # Under bytes, the comparator that recognises both files' content explains
+                    # the difference; failing that, the one of the recorded media type.
+                    media = self.b.manifest.blobs[out.digest].media_type
+                    explain = detect(target, recorded) or method_for_media_type(media)
                     result = compare(
                         target, recorded, out.compare, method=explain, names=(out.path, out.digest)
                     )
@@ -270,6 +273,18 @@ class _Replayer:
                 rep.verdict = "different"
                 rep.note = f"cannot compare: {e.what}"
                 return rep
+        # What shows the difference (an image's diff picture) is left beside the output, in
+        # the work directory (kept with --keep); never over a file the step made.
+        for suffix, data in result.diff.attachments.items():
+            name = f"{out.path}.{suffix}"
+            with contextlib.suppress(Error, OSError):
+                with (
+                    create_file(work_fd, name, where=name) as (_, fd, _n),
+                    os.fdopen(fd, "wb", closefd=False) as f,
+                ):
+                    f.write(data)
+                if result.diff.differences:
+                    result.diff.differences[0].detail["diff_image"] = name
         rep.verdict = result.verdict
         rep.note = result.note
         if rep.verdict == "equivalent" and not rep.note:
@@ -278,7 +293,7 @@ class _Replayer:
             rep.note = f"bytes differ, {how.label} is the same{why}"
         rep.differences = [d.as_dict() for d in result.diff.differences]
         rep.ignored = [d.as_dict() for d in result.diff.ignored]
-        rep.accept_with = suggest_flags(out.path, result)
+        rep.accept_with = suggest_flags(out.path, result, out.compare)
         return rep
 
 

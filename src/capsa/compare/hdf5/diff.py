@@ -11,6 +11,7 @@ import numpy as np
 from ...errors import UsageError
 from ...format.policy import BytesPolicy, Hdf5Policy
 from ..base import Comparison, Diff
+from ..volatile import mark, volatile_kind
 from . import limits
 from ._encode import (
     _attr_names,
@@ -153,7 +154,17 @@ class _Differ:
 
     def _attr_difference(self, path: str, detail: dict[str, Any], rule: str | None) -> None:
         if rule is None:
-            self.out.differences.append(H5Difference(path, "attribute", detail))
+            d = H5Difference(path, "attribute", detail)
+            if (
+                "a" in detail
+                and "b" in detail
+                and not {"only_in", "dtypes", "shapes"} & set(detail)
+            ):
+                # An attribute whose values differ only in a time, a UUID, a hash: run-to-run
+                # noise that ``--ignore-attr`` accepts (capsa run --check, replay suggestions).
+                kind = volatile_kind(str(detail["a"]), str(detail["b"]))
+                mark(d, kind, ignore_attrs=[f"{path}@{detail['attribute']}"])
+            self.out.differences.append(d)
         else:
             self.out.ignored.append(H5Difference(path, "attribute", detail | {"rule": rule}))
 
