@@ -53,6 +53,7 @@ capsa history "$bundle" result.h5
 
 echo "== 7. replay every step from the bundle alone and compare the outputs"
 cd "$out"
-capsa replay "$bundle" --key "$out/keys/analyst.pub"
+capsa replay "$bundle" --key "$out/keys/analyst.pub" --html "$out/report.html" --force
 set +x
 echo "done: the bundle is $bundle (public key: $out/keys/analyst.pub)"
+echo "the report for reviewers (one self-contained HTML page): $out/report.html"

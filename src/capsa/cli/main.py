@@ -24,7 +24,7 @@ from types import FrameType
 import capsa
 
 from ..errors import Error, ExitCode
-from . import pack, read, record, replay, sif, snakemake, views
+from . import pack, read, record, replay, report, sif, snakemake, views
 from ._common import Commands, flags
 from .export import add_parsers as add_export_parsers
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     c = Commands(sub, common)
-    for group in (pack, read, record, snakemake, replay, views):
+    for group in (pack, read, record, snakemake, replay, report, views):
         group.register(c)
     sif.register(c)
     add_export_parsers(sub, common)

@@ -55,6 +55,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     attest_keys = signing_keys_for([args.attest], args) if args.attest else []
     if args.attest_output:
         check_destination(args.attest_output, force=args.force)
+    if args.html:
+        check_destination(args.html, force=args.force)  # before replaying, not after
     report = replay(
         args.bundle,
         steps=args.step,
@@ -78,10 +80,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         if not args.json and not args.quiet:
             print(f"signed replay attestation written to {out}")
+    page = None
+    if args.html:
+        from .report import write_html
+
+        page = write_html(args, args.html, report)
     if args.json:
         emit_json(doc)
     elif not args.quiet:
         _print_replay(report)
+        if page is not None:
+            print(f"report written to {page.path}")
     return ExitCode.OK if report.ok else EXIT_MISMATCH
 
 
@@ -154,7 +163,14 @@ def register(c: Commands) -> None:
     )
     p.add_argument("--attest-output", metavar="FILE")
     p.add_argument("--passphrase-file", metavar="FILE")
-    p.add_argument("--force", action="store_true", help="replace an existing attestation file")
+    p.add_argument(
+        "--html",
+        metavar="FILE.html",
+        help="also write the report page with these verdicts (as `capsa report --replay`)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing attestation or --html file"
+    )
     p.add_argument("--json", action="store_true")
     p = c.add("diff", cmd_diff, "compare two files by content: HDF5, ROOT, images, JSON, CSV, text")
     p.epilog = (

@@ -17,9 +17,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     with capsa.open(args.bundle) as b:
         doc = summarize(b, trusted_keys(args))
+    status: int = ExitCode.OK
+    if args.html:
+        from .report import problems_exit, write_html
+
+        page = write_html(args, args.html)
+        status = problems_exit(page)
+        if not args.json and not args.quiet:
+            print(f"report written to {page.path}")
     if args.json:
         emit_json(doc)
-        return ExitCode.OK
+        return status
     print(f"{doc['title'] or '(untitled)'} — {doc['bundle']}")
     print(f"  id       {doc['id']}  (format {doc['format']})")
     if doc["authors"]:
@@ -45,7 +53,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for role in ("input", "intermediate", "output", "other"):
         for f in doc["files"][role]:
             print(f"  {role:<8} {f['path']}  {human(f['size'])}")
-    return ExitCode.OK
+    return status
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -96,6 +104,10 @@ def register(c: Commands) -> None:
     p = c.add("show", cmd_show, "one-screen summary of a bundle")
     p.add_argument("bundle")
     c.trust_options(p)
+    p.add_argument(
+        "--html", metavar="FILE.html", help="also write the report page (as `capsa report`)"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing --html file")
     p.add_argument("--json", action="store_true")
     p = c.add(
         "history", cmd_history, "how a file was made: origin inputs and every step, oldest first"
