@@ -49,7 +49,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}"
         )
     for st in doc["steps"]:
-        print(f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}")
+        host = "  (no image: not replayable)" if st["image"] is None else ""
+        print(
+            f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}"
+            + host
+        )
     for role in ("input", "intermediate", "output", "other"):
         for f in doc["files"][role]:
             print(f"  {role:<8} {f['path']}  {human(f['size'])}")
@@ -84,7 +88,10 @@ def cmd_history(args: argparse.Namespace) -> int:
             if x
         )
         print(f"  {n}. {st.name}: {' '.join(st.argv)}")
-        print(f"       container {st.image[7:19]} {image}" + (f" ({ident})" if ident else ""))
+        if not st.image:
+            print("       no image: ran on the recording host's software, never replayed")
+        else:
+            print(f"       container {st.image[7:19]} {image}" + (f" ({ident})" if ident else ""))
         if args.full:
             print(
                 f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}"

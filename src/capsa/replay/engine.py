@@ -29,7 +29,7 @@ from ..format.source import ByteSource
 from ..recording.check import check_runs
 from ..recording.graph import StepGraph
 from ..signing.keys import PublicKey
-from .report import OutputReport, ReplayReport, StepReport
+from .report import NO_IMAGE, OutputReport, ReplayReport, StepReport
 
 __all__ = ["EXIT_MISMATCH", "OutputReport", "ReplayReport", "StepReport", "replay"]
 
@@ -100,6 +100,9 @@ class _Replayer:
         self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]
     ) -> StepReport:
         rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
+        if step.image is None:  # recorded on the host's software: its outputs stay as recorded
+            rep.status, rep.reason = "skipped", NO_IMAGE
+            return rep
         name = _step_dir(index, step)
         skipped = self._prepare(name, index, step, deps, reports)
         if skipped:
@@ -158,6 +161,7 @@ class _Replayer:
 
     def _execute(self, name: str, index: int, step: Step) -> RunResult:
         stepdir = self.root / name
+        assert step.image is not None  # run_step never runs a step without an image
         spec = RunSpec(
             self.image(step.image),
             step.image,
@@ -230,8 +234,8 @@ class _Replayer:
         """(work directory, path) of the earlier step's replayed output that is this input."""
         for i in sorted(deps, reverse=True):
             r = reports.get(i)
-            if r is None:
-                continue
+            if r is None or r.reason == NO_IMAGE:
+                continue  # not replayed: the input is the recorded blob
             for o in r.outputs:
                 if o.path == inp.path and o.expected == inp.digest:
                     if r.status != "ok" or o.verdict == "missing":
