@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import Error, ReplayError, UsageError
-from ..report import StepReport
+from ..report import OutputReport, StepReport
 from ..runner import StepContext, StepRunner, raise_task_error, run_task
 from .base import Events, Plan
 
@@ -31,7 +31,7 @@ __all__ = ["CLUSTERS", "DaskExecutor", "parse_cluster_options"]
 
 CLUSTERS = ("local", "slurm", "htcondor", "pbs")
 _JOBQUEUE = {"slurm": "SLURMCluster", "htcondor": "HTCondorCluster", "pbs": "PBSCluster"}
-CONNECT_TIMEOUT = 30.0
+CONNECT_TIMEOUT = float(os.environ.get("CAPSA_DASK_CONNECT_TIMEOUT", "30"))
 """Seconds to wait for a scheduler to answer."""
 START_TIMEOUT = float(os.environ.get("CAPSA_DASK_START_TIMEOUT", "300"))
 """Seconds to wait for a first worker (a batch job may queue), and for one to come back when
@@ -150,6 +150,7 @@ class DaskExecutor:
         try:
             if kind == "local":
                 distributed = _require()
+                _check_local_options(distributed, kwargs)
                 kw: dict[str, Any] = {
                     "n_workers": self.workers or os.cpu_count() or 1,
                     "threads_per_worker": 1,
@@ -169,6 +170,7 @@ class DaskExecutor:
                         hint="pip install 'capsa[dask]'",
                     ) from None
                 cls = getattr(dask_jobqueue, _JOBQUEUE[kind])
+                _check_jobqueue_options(dask_jobqueue, cls, kwargs)
                 logs = root / "dask-jobs"
                 logs.mkdir(exist_ok=True)
                 kw = {
@@ -177,9 +179,13 @@ class DaskExecutor:
                     "processes": 1,
                     "log_directory": str(logs),
                     "name": "capsa-replay",
+                    "silence_logs": logging.CRITICAL,
                 }
+                ours = {"dashboard_address": ":0"}  # not the default 8787 another one holds
+                given = kwargs.pop("scheduler_options", None)
+                kw["scheduler_options"] = ours | (given if isinstance(given, dict) else {})
                 cluster = cls(**(kw | kwargs))
-                cluster.scale(self.workers or 1)
+                _submit_jobs(cluster, self.workers or 1, kind)
         except (TypeError, ValueError, KeyError) as e:
             raise UsageError(
                 f"the {kind} cluster rejects its options: {_first_line(e)}",
@@ -203,7 +209,49 @@ def _cluster_class(kind: str | None) -> str:
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]
+    return text.splitlines()[0].split(". Very likely")[0]
+
+
+def _submit_jobs(cluster: Any, n: int, kind: str) -> None:
+    """Submit the worker jobs now, so that a job the batch system refuses (a queue that does
+    not exist, more memory than a node has) is one line with its reason, not a silent wait."""
+    cluster.scale(n)
+    try:
+        cluster.sync(cluster._correct_state)
+    except RuntimeError as e:
+        cluster.close()
+        text = str(e)
+        reason = text.partition("stderr:")[2].strip().splitlines() or text.splitlines()
+        raise UsageError(
+            f"the {kind} batch system refuses the worker job: {reason[0].strip()}",
+            hint="change the job with --cluster-option (queue=, memory=, walltime=, account=)",
+        ) from None
+
+
+def _check_jobqueue_options(jobqueue: Any, cls: Any, options: Mapping[str, Any]) -> None:
+    """dask-jobqueue finds an unknown option only half-way through making the cluster (which
+    then warns that it was never closed): refuse it first."""
+    import inspect
+
+    known: set[str] = set()
+    for f in (cls.__init__, cls.job_cls.__init__, jobqueue.core.Job.__init__):
+        known.update(inspect.signature(f).parameters)
+    for name in options:
+        if name not in known:
+            raise TypeError(f"unexpected keyword argument {name!r}")
+
+
+def _check_local_options(distributed: Any, options: Mapping[str, Any]) -> None:
+    """LocalCluster passes unknown options on to its workers, which fail to start with a
+    traceback in the log: refuse them before anything starts."""
+    import inspect
+
+    known: set[str] = set()
+    for cls in (distributed.LocalCluster, distributed.Nanny, distributed.Worker):
+        known.update(inspect.signature(cls.__init__).parameters)
+    for name in options:
+        if name not in known:
+            raise TypeError(f"unexpected keyword argument {name!r}")
 
 
 def _dashboard(client: Any) -> str:
@@ -290,6 +338,8 @@ class _Schedule:
                 recorded_exit_code=step.exit_code,
                 reason="the Dask worker running it died (out of memory, killed, or its batch "
                 "job ended)",
+                # So that the steps reading them are skipped, as after any failed step.
+                outputs=[OutputReport(o.path, "missing", o.digest) for o in step.outputs],
             )
         except Error:
             raise
