@@ -46,7 +46,7 @@ def fan_out_bundle(
     def file(path: str, data: bytes) -> dict[str, str]:
         p = tmp / path
         p.write_bytes(data)
-        files[f"data/{path}"] = p
+        files[path] = p
         return {"path": path, "digest": _digest(data)}
 
     seed = file("seed.txt", b"seed\n")
