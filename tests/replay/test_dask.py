@@ -281,3 +281,36 @@ def test_a_job_the_batch_system_refuses_is_one_line_with_its_reason(
     assert r.rc == 2, r.err
     assert len(r.err_lines) == 1, r.err
     assert "the slurm batch system refuses the worker job" in r.err and "Memory" in r.err
+
+
+def test_ctrl_c_cancels_the_batch_jobs_and_keeps_the_journal(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    slow = fan_out_bundle(tmp_path / "slow.capsa", image("busybox"), 2, sleep=30)
+    work = tmp_path / "w"
+    env = {**slurm, "CAPSA_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "capsa", "replay", "-q", str(slow), "--allow-unsigned",
+           "--runtime", "bwrap", "--executor", "dask", "--cluster", "slurm", "--workers", "2",
+           "--workdir", str(work), "--cluster-option", f"scheduler_options={LOOPBACK}"]  # fmt: skip
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 120
+        while not list(work.glob("*/00[23]-work*/work")) and time.monotonic() < end:
+            time.sleep(0.2)
+
+        def jobs() -> set[str]:
+            r = subprocess.run(["squeue", "-h", "-o", "%t"], env=slurm, capture_output=True,
+                               text=True)  # fmt: skip
+            return set(r.stdout.split())
+
+        assert "R" in jobs()  # the worker jobs run the steps
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert jobs() <= {"CG"}  # cancelled, at most still completing
+    journal = next(work.glob("capsa-replay-*.journal"))
+    names = [json.loads(line)["report"]["name"] for line in journal.read_text().splitlines()[1:]]
+    assert names == ["seed"]  # what finished before Ctrl-C is kept for --resume

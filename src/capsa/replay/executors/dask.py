@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import secrets
+import signal
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -162,6 +163,9 @@ class DaskExecutor:
                 cluster = distributed.LocalCluster(**(kw | kwargs))
             else:
                 assert kind is not None
+                # dask_jobqueue.runner replaces the SIGINT handler on import with one that
+                # exits 0: Ctrl-C would end capsa "successfully", the jobs left running.
+                handler = signal.getsignal(signal.SIGINT)
                 try:
                     import dask_jobqueue
                 except ImportError:
@@ -169,6 +173,9 @@ class DaskExecutor:
                         f"--cluster {kind} needs the Python package dask-jobqueue",
                         hint="pip install 'capsa[dask]'",
                     ) from None
+                finally:
+                    if handler is not None:
+                        signal.signal(signal.SIGINT, handler)
                 cls = getattr(dask_jobqueue, _JOBQUEUE[kind])
                 _check_jobqueue_options(dask_jobqueue, cls, kwargs)
                 logs = root / "dask-jobs"
