@@ -48,12 +48,14 @@ _MEANINGS = {
     ExitCode.OK: "success",
     ExitCode.DIFFERENT: "replay or diff found differences (or a step failed); `capsa run`: the "
     "recorded command's own non-zero exit code is passed through",
-    ExitCode.USAGE: "usage error (bad arguments)",
+    ExitCode.USAGE: "usage error (bad arguments; a cluster option or worker job the batch "
+    "system refuses)",
     ExitCode.FORMAT: "format error: not a capsa bundle, or malformed",
     ExitCode.INTEGRITY: "integrity error: a digest, size or checksum does not match",
     ExitCode.SIGNATURE: "signature error",
     ExitCode.RUNTIME: "container runtime error (recording, replay)",
-    ExitCode.REPLAY: "replay error",
+    ExitCode.REPLAY: "replay error (also: no Dask scheduler answers, no worker joins or every "
+    "worker is gone; the verdicts so far stay in the replay journal)",
     ExitCode.EXISTS: "destination exists (use --force)",
     ExitCode.NOT_FOUND: "not found: no such file, bundle or member",
     ExitCode.IO: "other I/O error (disk full, permission denied)",

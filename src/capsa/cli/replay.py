@@ -51,6 +51,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..replay.engine import EXIT_MISMATCH, replay
+    from ..replay.executors.dask import parse_cluster_options
 
     attest_keys = signing_keys_for([args.attest], args) if args.attest else []
     if args.attest_output:
@@ -70,6 +71,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         allow_unsigned=args.allow_unsigned,
         timeout=args.timeout,
         progress=progress(args),
+        executor=args.executor,
+        scheduler=args.scheduler,
+        cluster=args.cluster,
+        cluster_options=parse_cluster_options(args.cluster_option),
+        workers=args.workers,
+        resume=args.resume,
     )
     doc = dataclasses.asdict(report) | {"ok": report.ok, "counts": report.counts()}
     if args.attest:
@@ -138,6 +145,40 @@ def register(c: Commands) -> None:
     p.add_argument("--runtime", default="auto", choices=runtime_names())
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="independent steps in parallel")
     p.add_argument("--keep", action="store_true", help="keep the work directories")
+    p.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="where steps run: threads of this process (local, --jobs) or a Dask cluster",
+    )
+    p.add_argument(
+        "--scheduler", metavar="tcp://HOST:PORT", help="dask: the scheduler of a running cluster"
+    )
+    p.add_argument(
+        "--cluster",
+        choices=("local", "slurm", "htcondor", "pbs"),
+        help="dask: start a cluster for this replay (LocalCluster, or workers as batch jobs "
+        "through dask-jobqueue) and stop it afterwards (default local)",
+    )
+    p.add_argument(
+        "--cluster-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dask: a keyword argument of the cluster (queue=, walltime=, account=, …; "
+        "repeatable; VALUE read as JSON when it is)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="dask: workers to start (default: the CPUs for local, 1 batch job otherwise)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted replay of this bundle in --workdir from its journal",
+    )
     p.add_argument(
         "--isolated",
         action="store_true",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import capsa
 
@@ -60,6 +61,71 @@ def cmd_show(args: argparse.Namespace) -> int:
     return status
 
 
+SUMMARY_STEPS = 40
+"""More steps than this and `capsa history` prints one entry per rule (--steps: every one)."""
+SUMMARY_ORIGINS = 10
+
+
+def _container(st: Any) -> str:
+    if not st.image:
+        return "no image: ran on the recording host's software, never replayed"
+    image = st.image_path or st.image[:19]
+    ident = ", ".join(
+        x
+        for x in (
+            f"SIF {st.sif_id}" if st.sif_id else "",
+            f"From: {st.image_from}" if st.image_from else "",
+        )
+        if x
+    )
+    return f"container {st.image[7:19]} {image}" + (f" ({ident})" if ident else "")
+
+
+def _print_steps(h: Any, *, full: bool) -> None:
+    for o in h.origins:
+        print(f"  origin   {o['path']}  {o['digest'][:19]}")
+    for n, st in enumerate(h.steps, 1):
+        print(f"  {n}. {st.name}: {' '.join(st.argv)}")
+        print(f"       {_container(st)}")
+        if full:
+            print(
+                f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}"
+            )
+            for k, v in sorted(st.env.items()):
+                print(f"       env {k}={v}")
+            for ref in st.inputs:
+                print(f"       in  {ref['path']}  {ref['digest']}")
+            for ref in st.outputs:
+                print(f"       out {ref['path']}  {ref['digest']}")
+
+
+def _clip(text: str, n: int = 160) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _print_by_rule(h: Any) -> None:
+    """A big production in a screen: the first origins, then one entry per rule."""
+    from ..views.history import by_rule
+
+    for o in h.origins[:SUMMARY_ORIGINS]:
+        print(f"  origin   {o['path']}  {o['digest'][:19]}")
+    if len(h.origins) > SUMMARY_ORIGINS:
+        print(f"  … and {len(h.origins) - SUMMARY_ORIGINS} more origin files")
+    groups = by_rule(h)
+    for n, (rule, members) in enumerate(groups, 1):
+        first = members[0]
+        argv = _clip(" ".join(first.argv))
+        if len(members) == 1:
+            print(f"  {n}. {first.name}: {argv}")
+        else:
+            print(f"  {n}. {rule}: {len(members)} steps ({first.name} … {members[-1].name})")
+            print(f"       first: {argv}")
+        images = {s.image for s in members}
+        more = f" and {len(images) - 1} other images" if len(images) > 1 else ""
+        print(f"       {_container(first)}{more}")
+    print(f"{len(h.steps)} steps in {len(groups)} rules (--steps lists every step)")
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -75,33 +141,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         emit_json(dataclasses.asdict(h))
         return ExitCode.OK
     print(f"history of {h.path} ({h.digest[:19]}) from {h.source}")
-    for o in h.origins:
-        print(f"  origin   {o['path']}  {o['digest'][:19]}")
-    for n, st in enumerate(h.steps, 1):
-        image = st.image_path or st.image[:19]
-        ident = ", ".join(
-            x
-            for x in (
-                f"SIF {st.sif_id}" if st.sif_id else "",
-                f"From: {st.image_from}" if st.image_from else "",
-            )
-            if x
-        )
-        print(f"  {n}. {st.name}: {' '.join(st.argv)}")
-        if not st.image:
-            print("       no image: ran on the recording host's software, never replayed")
-        else:
-            print(f"       container {st.image[7:19]} {image}" + (f" ({ident})" if ident else ""))
-        if args.full:
-            print(
-                f"       runtime {st.runtime}; exit {st.exit_code}; recorded {st.recorded or '?'}"
-            )
-            for k, v in sorted(st.env.items()):
-                print(f"       env {k}={v}")
-            for ref in st.inputs:
-                print(f"       in  {ref['path']}  {ref['digest']}")
-            for ref in st.outputs:
-                print(f"       out {ref['path']}  {ref['digest']}")
+    if len(h.steps) > SUMMARY_STEPS and not (args.steps or args.full):
+        _print_by_rule(h)
+    else:
+        _print_steps(h, full=args.full)
     if args.graph:
         print(f"lineage graph written to {args.graph}")
     return ExitCode.OK
@@ -128,6 +171,11 @@ def register(c: Commands) -> None:
         "path", nargs="?", metavar="PATH", help="file in the bundle (default: its output)"
     )
     p.add_argument("--full", action="store_true", help="also env, digests, runtime")
+    p.add_argument(
+        "--steps",
+        action="store_true",
+        help=f"every step, also when more than {SUMMARY_STEPS} are summarised by rule",
+    )
     p.add_argument("--graph", metavar="FILE.dot", help="write the lineage as Graphviz DOT")
     p.add_argument("--force", action="store_true", help="replace an existing --graph file")
     p.add_argument("--json", action="store_true")

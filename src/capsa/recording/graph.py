@@ -8,15 +8,19 @@ input depends on the latest earlier step that wrote that path *with that digest*
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import NotFoundError
 from ..format.manifest import Step
 
-__all__ = ["StepGraph"]
+__all__ = ["MAX_GROUPS", "StepGraph", "group_names", "group_steps", "rule_of"]
 
 FileKey = tuple[str, str]
+MAX_GROUPS = 60
+"""More rules than this and runs of digits in step names are folded too."""
+_RULE = re.compile(r"^(?P<rule>[^\[\]]+)\[.*\]$", re.DOTALL)
 
 
 @dataclass
@@ -99,3 +103,30 @@ class StepGraph:
                     out.append(key)
             used_later.update((f.path, f.digest) for f in s.inputs)
         return out[::-1]
+
+
+def rule_of(name: str) -> str:
+    """The rule a step belongs to: ``align[sample=A]`` → ``align``; other names are their own."""
+    m = _RULE.match(name)
+    return m.group("rule") if m else name
+
+
+def group_steps(steps: Sequence[Step]) -> dict[str, list[int]]:
+    """Step indexes by rule (:func:`group_names` of their names)."""
+    return group_names([s.name for s in steps])
+
+
+def group_names(names: Sequence[str]) -> dict[str, list[int]]:
+    """Step indexes by rule, in order of first appearance. Steps named ``rule[wildcards]``
+    (Snakemake's job names, capsa's fan-outs) share the group ``rule``; other names are their own
+    group, unless that leaves more than MAX_GROUPS groups: then runs of digits fold too
+    (``job-001``, ``job-002`` → ``job-#``)."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(rule_of(name), []).append(i)
+    if len(groups) > MAX_GROUPS:
+        folded: dict[str, list[int]] = {}
+        for key, members in groups.items():
+            folded.setdefault(re.sub(r"\d+", "#", key), []).extend(members)
+        groups = {k: sorted(v) for k, v in folded.items()}
+    return groups

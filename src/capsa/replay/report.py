@@ -45,6 +45,8 @@ class StepReport:
     """``--twice``: whether two replays of the step gave equivalent outputs (None: not run)."""
     twice: list[str] = field(default_factory=list)
     """``--twice``: what differed between the two runs, and the policy that would accept it."""
+    resumed: bool = False
+    """``--resume``: the verdicts come from the replay journal of an interrupted replay."""
 
 
 @dataclass

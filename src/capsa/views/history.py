@@ -13,12 +13,13 @@ from ..errors import Error, NotFoundError
 from ..format.digest import sha256_file
 from ..format.layout import MIMETYPE
 from ..format.manifest import Step
-from ..recording.graph import StepGraph
+from ..recording.graph import StepGraph, group_names
 
 __all__ = [
     "History",
     "HistoryStep",
     "bundle_history",
+    "by_rule",
     "history_of",
     "image_info",
     "journal_history",
@@ -51,6 +52,13 @@ class History:
     origins: list[dict[str, str]]
     steps: list[HistoryStep]
     source: str
+
+
+def by_rule(h: History) -> list[tuple[str, list[HistoryStep]]]:
+    """The history's steps by rule, in order of first appearance: the one grouping `capsa
+    report` folds its graph by (``recording.graph.group_names``)."""
+    groups = group_names([s.name for s in h.steps])
+    return [(rule, [h.steps[i] for i in members]) for rule, members in groups.items()]
 
 
 def image_info(b: Bundle, digest: str) -> dict[str, str]:

@@ -7,12 +7,11 @@ names a layout engine (Graphviz) ever sees.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...format.manifest import Step
-from ...recording.graph import StepGraph
+from ...recording.graph import StepGraph, group_steps, rule_of
 
 __all__ = [
     "DETAIL_FILES",
@@ -29,36 +28,11 @@ __all__ = [
 DETAIL_STEPS = 40
 """More steps than this and the graph shows one node per rule, not per step."""
 DETAIL_FILES = 120
-MAX_GROUPS = 60
-"""More rules than this and runs of digits in step names are folded too."""
 MARGIN = 16.0
 """Space around a placed graph, in px."""
-_RULE = re.compile(r"^(?P<rule>[^\[\]]+)\[.*\]$", re.DOTALL)
 _LABEL = 34
 _CHAR_W = 7.6  # px per character of a bold 12 px label (generous, so text fits)
 _SUB_W = 6.0  # px per character of the 11 px second line
-
-
-def rule_of(name: str) -> str:
-    """The rule a step belongs to: ``align[sample=A]`` → ``align``; other names are their own."""
-    m = _RULE.match(name)
-    return m.group("rule") if m else name
-
-
-def group_steps(steps: Sequence[Step]) -> dict[str, list[int]]:
-    """Step indexes by rule, in order of first appearance. Steps named ``rule[wildcards]``
-    (Snakemake's job names, capsa's fan-outs) share the group ``rule``; other names are their own
-    group, unless that leaves more than MAX_GROUPS groups: then runs of digits fold too
-    (``job-001``, ``job-002`` → ``job-#``)."""
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(steps):
-        groups.setdefault(rule_of(s.name), []).append(i)
-    if len(groups) > MAX_GROUPS:
-        folded: dict[str, list[int]] = {}
-        for key, members in groups.items():
-            folded.setdefault(re.sub(r"\d+", "#", key), []).extend(members)
-        groups = {k: sorted(v) for k, v in folded.items()}
-    return groups
 
 
 def _short(text: str, n: int = _LABEL) -> str:
