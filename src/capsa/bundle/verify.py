@@ -123,6 +123,7 @@ def verify_bundle(
             f"signatures are only checked at level full, not {level}",
             hint="drop --level or the keys",
         )
+    bundle.check_local_headers()  # a remote bundle's were left for first use (reader.py)
     report = VerifyReport(str(bundle.path), bundle.id, level, deep=deep, threshold=needed)
     hashing = level in ("fixity", "full")
     blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
