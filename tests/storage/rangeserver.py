@@ -24,8 +24,7 @@ class Faults:
     no_ranges: bool = False  # ignore Range, answer 200 with the whole file
     wrong_range: bool = False  # serve one byte later than asked, saying so in Content-Range
     short_length: bool = False  # Content-Length and body one byte short of the range
-    redirect: str | None = None  # answer 302 with Location: this URL prefix + path
-    log: list[str] = field(default_factory=list)
+    moved: dict[str, str] = field(default_factory=dict)  # path → Location of a 302
 
 
 class RangeServer:
@@ -51,6 +50,12 @@ class RangeServer:
                 self._serve(head=False)
 
             def _serve(self, *, head: bool) -> None:
+                try:
+                    self._answer(head=head)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client hung up (as it should, on a 200)
+
+            def _answer(self, *, head: bool) -> None:
                 f = server.faults
                 with server._lock:
                     server.requests += 1
@@ -61,9 +66,9 @@ class RangeServer:
                     f.truncate -= truncate
                 if fail:
                     return self._empty(503)
-                if f.redirect is not None:
+                if self.path in f.moved:
                     self.send_response(302)
-                    self.send_header("Location", f.redirect + self.path)
+                    self.send_header("Location", f.moved[self.path])
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return None
