@@ -30,7 +30,8 @@ class S3Transport:
         self._bucket, self._key = u.netloc, u.path.lstrip("/")
         if not self._bucket or not self._key:
             raise UsageError("an S3 URL is s3://BUCKET/KEY", where=url)
-        self._fs = s3fs.S3FileSystem()
+        # A fresh instance: credentials and endpoint are read from the environment now.
+        self._fs = s3fs.S3FileSystem(skip_instance_cache=True)
         self._etag: str | None = None
         self._size = -1
 
@@ -54,7 +55,7 @@ class S3Transport:
     def _error(self, e: Exception) -> Exception:
         import botocore.exceptions as bx
 
-        text = str(e)
+        text = str(e) + " " + _code(e)
         if isinstance(e, FileNotFoundError) or "NoSuchKey" in text or "NoSuchBucket" in text:
             return NotFoundError("no such S3 object", where=self.url)
         if isinstance(e, bx.NoCredentialsError):
@@ -121,6 +122,18 @@ class S3Transport:
 
     def close(self) -> None:
         """The client belongs to s3fs's shared file system instance."""
+
+
+def _code(e: BaseException) -> str:
+    """The S3 error code (``PreconditionFailed``…) s3fs's translation to OSError leaves behind
+    in the exception's cause."""
+    seen: BaseException | None = e
+    while seen is not None:
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 class _Empty(Exception):
