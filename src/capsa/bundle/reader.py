@@ -124,7 +124,9 @@ class BundleReader:
         self.id = format_digest(hashlib.sha256(self.manifest_bytes).hexdigest())
         self.signature_entries = [e.name for e in self.entries if classify(e.name) == "signature"]
         wanted = {
-            blob_entry(parse_digest(d), b.encoding): (d, b) for d, b in self.manifest.blobs.items()
+            blob_entry(parse_digest(d), b.encoding): (d, b)
+            for d, b in self.manifest.blobs.items()
+            if b.encoding != "external"  # format 1.3: no entry, the bytes live at its URLs
         }
         for e in self.entries:
             if classify(e.name) != "blob":
@@ -204,6 +206,12 @@ class BundleReader:
         b = self.manifest.blobs.get(digest)
         if b is None:
             raise NotFoundError("no such blob", where=f"{self.path}: {digest}")
+        if b.encoding == "external":
+            raise FormatError(
+                "an external blob has no entry in the bundle",
+                where=f"{self.path}: {digest}",
+                hint="capsa.open() reads it from its URLs; `capsa fetch` downloads it",
+            )
         return b, self.checked(self._by_name[blob_entry(parse_digest(digest), b.encoding)])
 
     def blob_source(self, digest: str) -> Window:
