@@ -25,7 +25,7 @@ from .._internal.atomic import atomic_output
 from .._internal.fs import ConfinedPath
 from ..errors import Error, IntegrityError, NotFoundError, UsageError
 from ..format.digest import format_digest, parse_digest
-from ..format.manifest import Blob, Manifest
+from ..format.manifest import EXTERNAL_SCHEMES, Blob, Manifest
 from ..format.source import LocalFile
 from ..format.zip64 import ZipEntry
 from ..storage import is_url, open_source
@@ -48,9 +48,11 @@ _CHUNK = 8 << 20
 def parse_rule(text: str) -> tuple[str, str]:
     """``GLOB=URL_PREFIX`` (``capsa pack --external``) as (glob, prefix)."""
     glob, sep, prefix = text.partition("=")
-    if not sep or not glob or not is_url(prefix):
+    scheme = prefix.split("://")[0].lower() if is_url(prefix) else ""
+    if not sep or not glob or scheme not in EXTERNAL_SCHEMES:
         raise UsageError(
-            f"--external wants GLOB=URL_PREFIX, got {text!r}",
+            f"--external wants GLOB=URL_PREFIX with an {'/'.join(EXTERNAL_SCHEMES)} URL, "
+            f"got {text!r}",
             hint="e.g. --external 'raw/*.h5=https://data.example.org/run42/'",
         )
     return glob, prefix
