@@ -12,11 +12,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from rangeserver import RangeServer
 
 import capsa
 from capsa.errors import ExitCode
 from conftest import CliResult, Corpus
-from rangeserver import RangeServer
 
 
 @pytest.fixture
