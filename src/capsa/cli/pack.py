@@ -73,6 +73,7 @@ def _pack_from_journal(args: argparse.Namespace) -> Any:
         sign=signing_keys_for(args.sign, args),
         force=args.force,
         progress=progress(args),
+        **_external(args),
     )
 
 
