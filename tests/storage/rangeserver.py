@@ -34,6 +34,7 @@ class RangeServer:
         self.requests = 0
         self.bytes_sent = 0
         self.ranges: list[str] = []
+        self.paths: list[str] = []
         self._lock = threading.Lock()
         server = self
 
@@ -60,6 +61,7 @@ class RangeServer:
                 with server._lock:
                     server.requests += 1
                     server.ranges.append(self.headers.get("Range", ""))
+                    server.paths.append(self.path)
                     fail = f.fail > 0
                     f.fail -= fail
                     truncate = f.truncate > 0 and not fail
@@ -135,7 +137,7 @@ class RangeServer:
 
     def reset(self) -> None:
         with self._lock:
-            self.requests, self.bytes_sent, self.ranges = 0, 0, []
+            self.requests, self.bytes_sent, self.ranges, self.paths = 0, 0, [], []
             self.faults = Faults()
 
     def __enter__(self) -> RangeServer:
