@@ -36,9 +36,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "storage"))
-from rangeserver import RangeServer
+from rangeserver import RangeServer  # noqa: E402
 
-import capsa
+import capsa  # noqa: E402
 
 MIB = 1 << 20
 MB = 1000 * 1000
