@@ -200,3 +200,16 @@ def test_block_reads_are_cached(served: RangeServer) -> None:
         src.read_at(200, 100)
         src.read_at(BLOCK - 10, 20)  # the next block: one more request
         assert served.requests - before <= 2
+
+
+def test_sif_inspect_reads_an_image_inside_a_remote_bundle(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    sif = Path(__file__).resolve().parents[2] / "fixtures" / "sif" / "one-group.sif"
+    (tmp_path / "www").mkdir()
+    capsa.pack(tmp_path / "www" / "i.capsa", files={"images/one.sif": sif})
+    local = cli("sif", "inspect", sif, "--json")
+    with RangeServer(tmp_path / "www") as server:
+        r = cli("sif", "inspect", server.url("i.capsa"), "--member", "images/one.sif", "--json")
+    assert r.rc == local.rc == 0, r.err
+    assert json.loads(r.out)["objects"] == json.loads(local.out)["objects"]

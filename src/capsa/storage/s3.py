@@ -32,6 +32,7 @@ class S3Transport:
             raise UsageError("an S3 URL is s3://BUCKET/KEY", where=url)
         # A fresh instance: credentials and endpoint are read from the environment now.
         self._fs = s3fs.S3FileSystem(skip_instance_cache=True)
+        self._fs.retries = 1  # RemoteSource retries, with its own backoff: not both, multiplied
         self._etag: str | None = None
         self._size = -1
 
