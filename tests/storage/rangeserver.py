@@ -25,6 +25,7 @@ class Faults:
     wrong_range: bool = False  # serve one byte later than asked, saying so in Content-Range
     short_length: bool = False  # Content-Length and body one byte short of the range
     moved: dict[str, str] = field(default_factory=dict)  # path → Location of a 302
+    status: int | None = None  # answer every request with this status and no body
 
 
 class RangeServer:
@@ -68,6 +69,8 @@ class RangeServer:
                     f.truncate -= truncate
                 if fail:
                     return self._empty(503)
+                if f.status is not None:
+                    return self._empty(f.status)
                 if self.path in f.moved:
                     self.send_response(302)
                     self.send_header("Location", f.moved[self.path])

@@ -213,3 +213,16 @@ def test_sif_inspect_reads_an_image_inside_a_remote_bundle(
         r = cli("sif", "inspect", server.url("i.capsa"), "--member", "images/one.sif", "--json")
     assert r.rc == local.rc == 0, r.err
     assert json.loads(r.out)["objects"] == json.loads(local.out)["objects"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_access_denied_is_one_line_naming_where_credentials_come_from(
+    served: RangeServer, cli: Callable[..., CliResult], status: int
+) -> None:
+    served.faults.status = status
+    r = cli("cat", served.url("b.capsa"), NOTES)
+    assert r.rc == ExitCode.IO and r.out == b""
+    assert r.err_lines == [
+        f"capsa: error: {served.url('b.capsa')}: access denied (HTTP {status}) (credentials for "
+        "HTTP come from ~/.netrc (or a proxy from the environment))"
+    ]
