@@ -158,7 +158,11 @@ class BundleReader:
     def checked(self, e: ZipEntry) -> ZipEntry:
         """``e``, its local header checked (spec §10.1) if that was left for first use."""
         if e.name in self._unchecked:
-            check_local_header(self.source, e)
+            try:
+                check_local_header(self.source, e)
+            except Error as err:
+                err.where = f"{self.path}: {err.where}" if err.where else str(self.path)
+                raise
             with self._check_lock:
                 self._unchecked.discard(e.name)
         return e
