@@ -253,3 +253,31 @@ def test_a_damaged_local_header_is_caught_on_first_use_of_its_entry(
             f"capsa: error: {url}: entry {entry.name!r}: local header disagrees with the "
             "central directory"
         ]
+
+
+def test_history_of_a_remote_bundle(tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    from capsa.format.digest import sha256_file
+    from capsa.format.manifest import RuntimeInfo, Step, StepFile
+
+    sif = Path(__file__).resolve().parents[2] / "fixtures" / "sif" / "one-group.sif"
+    (tmp_path / "in.txt").write_text("raw\n")
+    (tmp_path / "out.txt").write_text("RAW\n")
+    step = Step(
+        name="upper",
+        image=sha256_file(sif),
+        argv=("sh", "-c", "tr a-z A-Z < in.txt > out.txt"),
+        inputs=(StepFile(path="in.txt", digest=sha256_file(tmp_path / "in.txt")),),
+        outputs=(StepFile(path="out.txt", digest=sha256_file(tmp_path / "out.txt")),),
+        runtime=RuntimeInfo(name="bwrap"),
+    )
+    (tmp_path / "www").mkdir()
+    bundle = tmp_path / "www" / "h.capsa"
+    files = {"images/one.sif": sif, "in.txt": tmp_path / "in.txt", "out.txt": tmp_path / "out.txt"}
+    capsa.pack(bundle, files=files, roles=[("images/*", "image")], steps=[step])
+    local = cli("history", bundle, "out.txt", "--json")
+    with RangeServer(tmp_path / "www") as server:
+        remote = cli("history", server.url("h.capsa"), "out.txt", "--json")
+    assert remote.rc == local.rc == 0, remote.err
+    a, b = json.loads(remote.out), json.loads(local.out)
+    a.pop("source", None), b.pop("source", None)
+    assert a == b
