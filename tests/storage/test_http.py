@@ -281,3 +281,19 @@ def test_history_of_a_remote_bundle(tmp_path: Path, cli: Callable[..., CliResult
     a, b = json.loads(remote.out), json.loads(local.out)
     a.pop("source", None), b.pop("source", None)
     assert a == b
+
+
+def test_listing_costs_the_same_requests_whatever_the_number_of_blobs(
+    tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    rng = np.random.default_rng(3)
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(200):
+        (src / f"f{i:03d}.bin").write_bytes(rng.bytes(64 << 10))
+    (tmp_path / "www").mkdir()
+    capsa.pack(tmp_path / "www" / "m.capsa", [src])
+    with RangeServer(tmp_path / "www") as server:
+        r = cli("ls", server.url("m.capsa"))
+        assert r.rc == 0 and r.out.count(b"many/f") == 200
+        assert server.requests <= 3, server.ranges
