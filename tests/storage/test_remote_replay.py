@@ -5,6 +5,7 @@ fetched from its own URL into the verified store. Real bwrap, real server on 127
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def test_replay_of_a_url_fetches_the_external_input(
     (www / "raw").mkdir(parents=True)
     (www / "raw" / "data.txt").write_text("four hits in run 42\n")
     (tmp_path / "out.txt").write_text("FOUR HITS IN RUN 42\n")
+    # In the bundle, used by no step: replaying a URL must not fetch it.
+    (tmp_path / "unused.bin").write_bytes(os.urandom(8 << 20))
     step = Step(
         name="upper",
         image=sha256_file(busybox),
@@ -44,6 +47,7 @@ def test_replay_of_a_url_fetches_the_external_input(
                 "images/b.sif": busybox,
                 "data.txt": www / "raw" / "data.txt",
                 "out.txt": tmp_path / "out.txt",
+                "unused.bin": tmp_path / "unused.bin",
             },
             roles=[("images/*", "image"), ("data.txt", "input")],
             steps=[step],
@@ -57,4 +61,13 @@ def test_replay_of_a_url_fetches_the_external_input(
         doc = json.loads(r.out)
         assert [o["verdict"] for s in doc["steps"] for o in s["outputs"]] == ["identical"]
         assert "/raw/data.txt" in server.paths  # the input, fetched from where it lives
+        bundle_size = (www / "ana.capsa").stat().st_size
+        # Everything but the unused blob may have been read (the image twice: checked, copied).
+        assert server.bytes_sent < 2 * (bundle_size - (8 << 20)) + (2 << 20)
+        with capsa.open(www / "ana.capsa") as b:
+            _, e = b.blob_entry(b.manifest.files["unused.bin"].digest)
+        for rng in server.ranges:
+            if rng.startswith("bytes=") and not rng.startswith("bytes=-"):
+                a, z = (int(x) for x in rng[6:].split("-"))
+                assert z < e.data_offset + (1 << 20) or a >= e.data_offset + e.size - (1 << 20)
     assert (tmp_path / "cache/blobs/sha256" / step.inputs[0].digest[7:]).is_file()

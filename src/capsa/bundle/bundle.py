@@ -4,7 +4,7 @@ and extraction — on top of :class:`~capsa.bundle.reader.BundleReader`."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +48,7 @@ class Bundle(BundleReader):
         threshold: int | None = None,
         require_all: bool = False,
         external: bool = False,
+        blobs: Collection[str] | None = None,
     ) -> VerifyReport:
         """Check the bundle at ``level`` (spec/format.md §10.2, spec/signing.md §5).
 
@@ -55,7 +56,8 @@ class Bundle(BundleReader):
         every zstd-seekable blob and checks its content digest too. ``threshold``: valid
         signatures by at least that many distinct trusted keys; ``require_all``: by every one.
         ``external``: also check that every external blob's URLs answer with its size (with
-        ``deep``: its digest).
+        ``deep``: its digest). ``blobs``: check the fixity of only these (structure and
+        signatures are always checked whole).
         """
         return verify_bundle(
             self,
@@ -68,6 +70,7 @@ class Bundle(BundleReader):
             threshold=threshold,
             require_all=require_all,
             external=external,
+            blobs=blobs,
         )
 
     def extract(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -114,6 +114,7 @@ def verify_bundle(
     threshold: int | None = None,
     require_all: bool = False,
     external: bool = False,
+    blobs: Collection[str] | None = None,
 ) -> VerifyReport:
     """Check ``bundle`` at ``level`` (spec/format.md §10.2, spec/signing.md §5). Signatures:
     ``threshold`` distinct trusted keys must have signed (default 1 when keys are given);
@@ -134,9 +135,14 @@ def verify_bundle(
     report = VerifyReport(str(bundle.path), bundle.id, level, deep=deep, threshold=needed)
     hashing = level in ("fixity", "full")
     # External blobs (1.3) have no entry: `external` checks their references instead.
-    stored = {d: b for d, b in bundle.manifest.blobs.items() if b.encoding != "external"}
-    blobs = sorted(stored.items(), key=lambda kv: -kv[1].size)
-    total = sum(b.size for _, b in blobs) if hashing else 0
+    # ``blobs``: only those (replay of a remote bundle checks, so fetches, what its steps use).
+    stored = {
+        d: b
+        for d, b in bundle.manifest.blobs.items()
+        if b.encoding != "external" and (blobs is None or d in blobs)
+    }
+    work = sorted(stored.items(), key=lambda kv: -kv[1].size)
+    total = sum(b.size for _, b in work) if hashing else 0
     bar = make_progress("verify", total, progress) if hashing else NullProgress()
     lock = threading.Lock()
 
@@ -154,7 +160,7 @@ def verify_bundle(
 
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            list(pool.map(check, blobs))
+            list(pool.map(check, work))
     finally:
         bar.close()
     if external:
