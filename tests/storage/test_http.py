@@ -297,3 +297,13 @@ def test_listing_costs_the_same_requests_whatever_the_number_of_blobs(
         r = cli("ls", server.url("m.capsa"))
         assert r.rc == 0 and r.out.count(b"many/f") == 200
         assert server.requests <= 3, server.ranges
+
+
+def test_signing_a_url_is_refused_in_one_line(
+    served: RangeServer, cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    capsa.keygen(tmp_path / "k")
+    r = cli("sign", served.url("b.capsa"), "--key", tmp_path / "k.key")
+    assert r.rc == ExitCode.USAGE
+    assert len(r.err_lines) == 1 and "cannot sign a bundle at a URL" in r.err
+    assert served.requests == 0
