@@ -135,7 +135,12 @@ def test_an_altered_reference_fails_that_file_and_writes_nothing(
 def test_bad_external_rules_are_usage_errors(
     corpus: Corpus, cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
-    for rule in ("analysis/*.bin", "analysis/*.bin=file:///data/", "=https://x.org/"):
+    for rule in (
+        "analysis/*.bin",
+        "analysis/*.bin=file:///data/",
+        "=https://x.org/",
+        "analysis/*.bin=https://user:secret@x.org/",  # credentials never go into a bundle
+    ):
         r = cli("pack", "-o", tmp_path / "b.capsa", corpus.root, "--external", rule)
         assert r.rc == ExitCode.USAGE, r.err
         assert len(r.err_lines) == 1 and "GLOB=URL_PREFIX" in r.err

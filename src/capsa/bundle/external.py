@@ -49,10 +49,11 @@ def parse_rule(text: str) -> tuple[str, str]:
     """``GLOB=URL_PREFIX`` (``capsa pack --external``) as (glob, prefix)."""
     glob, sep, prefix = text.partition("=")
     scheme = prefix.split("://")[0].lower() if is_url(prefix) else ""
-    if not sep or not glob or scheme not in EXTERNAL_SCHEMES:
+    authority = prefix.split("://", 1)[-1].split("/", 1)[0]
+    if not sep or not glob or scheme not in EXTERNAL_SCHEMES or "@" in authority:
         raise UsageError(
-            f"--external wants GLOB=URL_PREFIX with an {'/'.join(EXTERNAL_SCHEMES)} URL, "
-            f"got {text!r}",
+            f"--external wants GLOB=URL_PREFIX with an {'/'.join(EXTERNAL_SCHEMES)} URL "
+            f"and no credentials in it, got {text!r}",
             hint="e.g. --external 'raw/*.h5=https://data.example.org/run42/'",
         )
     return glob, prefix

@@ -77,9 +77,13 @@ not in the bundle at all, only its digest, size and URLs (spec §5.4)."""
 EXTERNAL_SCHEMES = ("https", "http", "s3", "root", "xroot")
 ExternalURL = Annotated[
     str,
-    StringConstraints(pattern=r"^(https?|s3|root|xroot)://[^\s\x00-\x1f\x7f]+$", max_length=4096),
+    StringConstraints(
+        pattern=r"^(https?|s3|root|xroot)://[^/@\s\x00-\x1f\x7f]+(/[^\s\x00-\x1f\x7f]*)?$",
+        max_length=4096,
+    ),
 ]
-"""Where an external blob can be fetched: never a local path or ``file:`` URL (spec §5.4)."""
+"""Where an external blob can be fetched: never a local path or ``file:`` URL, never with
+credentials (``user:password@``) in it (spec §5.4)."""
 
 
 class _Model(BaseModel):
