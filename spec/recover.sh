@@ -16,6 +16,8 @@
 #     mimetype                    the text "application/vnd.capsa.bundle+zip"
 #     blobs/sha256/<hex>          a file's bytes, as they are            (encoding "identity")
 #     blobs/sha256/<hex>.zst      a file's bytes, Zstandard-compressed   (encoding "zstd-seekable")
+#     (nothing)                   a file kept elsewhere, by reference    (encoding "external",
+#                                 format 1.3: the manifest lists its URLs, size and SHA-256)
 #     manifest.json               a JSON object describing everything
 #     signatures/...              optional signatures over manifest.json (not needed to recover)
 #   <hex> is the SHA-256 of the file's *uncompressed* bytes, in 64 lowercase hex digits.
@@ -27,9 +29,9 @@
 #
 #   manifest.json (abridged):
 #     { "capsa": "1.0",                                   format version MAJOR.MINOR
-#       "blobs": { "sha256:<hex>": { "encoding": "identity" | "zstd-seekable",
+#       "blobs": { "sha256:<hex>": { "encoding": "identity" | "zstd-seekable" | "external",
 #                                    "size": <bytes uncompressed>, "stored_size": <bytes in ZIP>,
-#                                    "media_type": "..." }, ... },
+#                                    "media_type": "...", "urls": [...] (external only) }, ... },
 #       "files": { "<logical/path>": { "digest": "sha256:<hex>", "mode": "0644" | "0755",
 #                                      "role": "input" | "output" | ... }, ... },
 #       "bundle": { "title": ..., "authors": [...], ... },  "steps": [...] }
@@ -41,7 +43,10 @@
 #      manifest's size + 1 bytes (so a "decompression bomb" cannot fill the disk);
 #   4. checks the size and the SHA-256 of what it wrote against the manifest, sets the mode
 #      (0644 or 0755) and only then gives the file its name, OUTDIR/<path>.
-#   It exits 0 only if every file was recovered intact; otherwise it names each failure on
+#   A file whose blob is "external" is not in the bundle: the script prints
+#       external PATH SIZE sha256:<hex> URL [URL...]
+#   for it (fetch it with curl -fL, aws s3 cp or xrdcp, then check sha256sum), and goes on.
+#   It exits 0 only if every file in the bundle was recovered intact; otherwise it names each failure on
 #   stderr, carries on with the other files, and exits 1 (2 for a usage error).
 #
 # Trust: the bundle's SHA-256 digests prove that each recovered file is the one the manifest
@@ -107,17 +112,19 @@ printf 'bundle: %s\nformat: %s\ntitle:  %s\n' "$bundle" "$version" \
 # contain a TAB, newline or other control character, nor a backslash (spec §2), so this is safe.
 jq -r '. as $m | .files | to_entries[]
        | [.key, .value.digest, .value.mode, $m.blobs[.value.digest].encoding,
-          ($m.blobs[.value.digest].size | tostring)] | @tsv' \
+          ($m.blobs[.value.digest].size | tostring),
+          (($m.blobs[.value.digest].urls // []) | join(" "))] | @tsv' \
     "$work/manifest.json" > "$work/files" || die "manifest.json has no usable 'files'"
 
 mkdir -p "$outdir" || die "cannot create $outdir"
 tab=$(printf '\t')
 failed=0
 count=0
+external=0
 fail() { printf 'recover.sh: FAILED %s: %s\n' "$1" "$2" >&2; failed=$((failed + 1)); }
 
 # -- 4. Each file. ----------------------------------------------------------------------------------
-while IFS=$tab read -r path digest mode encoding size; do
+while IFS=$tab read -r path digest mode encoding size urls; do
     count=$((count + 1))
     # 4a. The path must stay inside OUTDIR.
     case $path in
@@ -133,6 +140,11 @@ while IFS=$tab read -r path digest mode encoding size; do
     esac
     [ ${#hex} -eq 64 ] || { fail "$path" "bad digest '$digest'"; continue; }
     case $encoding in
+        external)
+            # Not in the bundle (format 1.3): say where it lives and what it must hash to.
+            printf 'external %s %s %s %s\n' "$path" "$size" "$digest" "$urls"
+            external=$((external + 1))
+            continue ;;
         identity) entry="blobs/sha256/$hex" ;;
         zstd-seekable) entry="blobs/sha256/$hex.zst" ;;
         *) fail "$path" "unknown encoding '$encoding'"; continue ;;
@@ -181,5 +193,8 @@ if [ "$damaged" -ne 0 ]; then
     printf 'recover.sh: %d files recovered and checked, but manifest.json was damaged\n' "$count" >&2
     exit 1
 fi
-printf 'recovered %d files into %s, every SHA-256 checked\n' "$count" "$outdir"
+printf 'recovered %d files into %s, every SHA-256 checked\n' "$((count - external))" "$outdir"
+if [ "$external" -ne 0 ]; then
+    printf '%d external files listed above: fetch each from a URL and check its sha256sum\n' "$external"
+fi
 exit 0

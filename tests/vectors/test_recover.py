@@ -179,3 +179,20 @@ def test_recover_shared_corpus(corpus: Corpus, bundle_path: Path, tmp_path: Path
     assert recovered == sorted(corpus.files)
     for logical, original in corpus.files.items():
         assert (out / logical).read_bytes() == original.read_bytes(), logical
+
+
+def test_recover_lists_external_files_with_urls_and_digests(tmp_path: Path) -> None:
+    """Format 1.3: a file sealed by reference is not in the bundle; recover.sh names where it
+    lives and what it must hash to, recovers everything else, and still exits 0."""
+    bundle = BUNDLES / "valid_external_blob.capsa"
+    with capsa.open(bundle) as b:
+        m = b.manifest
+    digest = m.files["data/raw.bin"].digest
+    blob = m.blobs[digest]
+    assert blob.encoding == "external" and blob.urls
+    r = _recover(bundle, tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert f"external data/raw.bin {blob.size} {digest} {' '.join(blob.urls)}\n" in r.stdout
+    assert f"recovered {len(m.files) - 1} files" in r.stdout
+    assert not (tmp_path / "out" / "data" / "raw.bin").exists()
+    assert (tmp_path / "out" / "data" / "measurements.bin").is_file()

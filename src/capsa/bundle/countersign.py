@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .._internal.atomic import atomic_output
-from ..errors import ExistsError, FormatError, NotFoundError, SignatureError
+from ..errors import ExistsError, FormatError, NotFoundError, SignatureError, UsageError
 from ..format.source import LocalFile
 from ..format.zip64 import ZipEntry, ZipWriter
 from ..signing.envelopes import envelope_for, signature_entry
 from ..signing.keys import PrivateKey
+from ..storage import is_url
 from .reader import BundleReader
 
 __all__ = ["sign_bundle"]
@@ -40,6 +41,12 @@ def sign_bundle(
     entries appended, a new central directory written) and renamed over the original, which
     keeps its permission bits. Concurrent signers of one bundle wait for each other.
     """
+    if is_url(os.fspath(path)):
+        raise UsageError(
+            "cannot sign a bundle at a URL: signing rewrites the file",
+            where=os.fspath(path),
+            hint="download it, sign the copy, upload it again (the bundle id does not change)",
+        )
     src = Path(path)
     with _locked(src) as f, BundleReader(_FileSource(src, f)) as b:
         existing = {e.name: e for e in b.entries}

@@ -41,6 +41,7 @@ from ..format.manifest import (
 from ..format.names import LogicalPath, explain, file_dir_conflict
 from ..signing.envelopes import envelope_for, signature_entry
 from ..signing.keys import PrivateKey
+from .external import Externals
 from .writer import _Packer
 
 ROLES: tuple[str, ...] = get_args(Role)
@@ -211,6 +212,7 @@ def pack(
     level: int = zstdseek.LEVEL,
     force: bool = False,
     progress: bool | None = None,
+    external: Sequence[tuple[str, str]] = (),
 ) -> PackResult:
     """Pack files and directories into a bundle at ``output`` (spec/format.md).
 
@@ -222,7 +224,8 @@ def pack(
     bundle paths to the digests they must have (recorded steps): a file that changed since is
     refused with IntegrityError while it is packed, so nothing is hashed twice.
     The bundle is written to a temporary file beside ``output`` and renamed into place; an
-    existing ``output`` is only replaced with ``force``.
+    existing ``output`` is only replaced with ``force``. ``external`` (glob, URL prefix) pairs
+    record matching bundle paths by reference (bundle/external.py, spec §5.4).
     """
     mapping: dict[str, Path | ConfinedPath] = dict(collect_paths(paths or []))
     if os.path.exists(output):
@@ -269,13 +272,18 @@ def pack(
             raise NotFoundError(f"cannot read: {e.strerror}", where=str(p)) from e
     bar = make_progress("pack", total, progress)
     entries: dict[str, FileEntry] = {}
+    ext = Externals(external)
     with atomic_output(output, force=force) as out:
         packer = _Packer(out, level, bar)
         try:
             packer.zip.add_bytes(MIMETYPE_ENTRY, MIMETYPE)
             for logical, p in ordered:
                 try:
-                    digest, _, st_mode = packer.add_file(p, logical)
+                    urls = ext.urls_for(logical)
+                    if urls:
+                        digest, st_mode = ext.add(p, logical, urls)
+                    else:
+                        digest, _, st_mode = packer.add_file(p, logical)
                     mode = "0755" if st_mode & 0o111 else "0644"
                 except FileNotFoundError as e:
                     # Only a vanished input is "not found"; any other OSError (permission denied,
@@ -298,7 +306,7 @@ def pack(
             manifest = Manifest(
                 capsa=FORMAT_VERSION,
                 bundle=meta,
-                blobs=dict(sorted(packer.blobs.items())),
+                blobs=dict(sorted({**ext.blobs, **packer.blobs}.items())),
                 files=entries,
                 steps=tuple(steps),
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from ..format.layout import (
 )
 from ..format.manifest import Blob, Manifest, parse_manifest
 from ..format.source import ByteSource, Window
-from ..format.zip64 import ZipEntry, read_directory
-from ..storage import open_source
+from ..format.zip64 import ZipEntry, check_local_header, read_directory
+from ..storage import is_url, open_source
 
 __all__ = ["BundleReader", "Member", "MemberFile", "crc_mismatch"]
 
@@ -64,7 +65,9 @@ class BundleReader:
             self.source: ByteSource = target
         else:
             self.source = open_source(target, what="bundle")
-        self.path: Path = Path(self.source.name)
+        # A URL stays a string (Path would fold its "//"); both print as the user wrote them.
+        name = self.source.name
+        self.path: Path | str = name if is_url(name) else Path(name)
         try:
             self._load()
         except Error as e:
@@ -91,7 +94,12 @@ class BundleReader:
                 "not a capsa bundle: bad magic (no 'mimetype' entry first)",
                 hint="is this the right file?",
             )
-        self.entries: list[ZipEntry] = read_directory(self.source)
+        # A remote source checks each local header when its entry is first used, not all on
+        # open: one request each would make `capsa ls URL` cost one request per blob.
+        lazy = self.source.local_extent() is None
+        self.entries: list[ZipEntry] = read_directory(self.source, local_headers=not lazy)
+        self._unchecked = {e.name for e in self.entries} if lazy else set()
+        self._check_lock = threading.Lock()
         self._by_name = {e.name: e for e in self.entries}
         last = -1
         for e in self.entries:
@@ -116,7 +124,9 @@ class BundleReader:
         self.id = format_digest(hashlib.sha256(self.manifest_bytes).hexdigest())
         self.signature_entries = [e.name for e in self.entries if classify(e.name) == "signature"]
         wanted = {
-            blob_entry(parse_digest(d), b.encoding): (d, b) for d, b in self.manifest.blobs.items()
+            blob_entry(parse_digest(d), b.encoding): (d, b)
+            for d, b in self.manifest.blobs.items()
+            if b.encoding != "external"  # format 1.3: no entry, the bytes live at its URLs
         }
         for e in self.entries:
             if classify(e.name) != "blob":
@@ -145,13 +155,30 @@ class BundleReader:
                 "blob listed in the manifest has no entry", where=f"entry {missing!r}"
             )
 
+    def checked(self, e: ZipEntry) -> ZipEntry:
+        """``e``, its local header checked (spec §10.1) if that was left for first use."""
+        if e.name in self._unchecked:
+            try:
+                check_local_header(self.source, e)
+            except Error as err:
+                err.where = f"{self.path}: {err.where}" if err.where else str(self.path)
+                raise
+            with self._check_lock:
+                self._unchecked.discard(e.name)
+        return e
+
+    def check_local_headers(self) -> None:
+        """Check every local header not checked yet (verification does)."""
+        for e in self.entries:
+            self.checked(e)
+
     def _read_small(self, e: ZipEntry) -> bytes:
         limit = ENTRY_LIMITS.get(classify(e.name), 0)
         if e.size > limit:
             raise FormatError(
                 f"entry larger than {limit} bytes (spec §3.5)", where=f"entry {e.name!r}"
             )
-        data = self.source.read_at(e.data_offset, e.size)
+        data = self.source.read_at(self.checked(e).data_offset, e.size)
         if zlib.crc32(data) != e.crc:
             raise IntegrityError("CRC-32 mismatch", where=f"entry {e.name!r}")
         return data
@@ -183,7 +210,13 @@ class BundleReader:
         b = self.manifest.blobs.get(digest)
         if b is None:
             raise NotFoundError("no such blob", where=f"{self.path}: {digest}")
-        return b, self._by_name[blob_entry(parse_digest(digest), b.encoding)]
+        if b.encoding == "external":
+            raise FormatError(
+                "an external blob has no entry in the bundle",
+                where=f"{self.path}: {digest}",
+                hint="capsa.open() reads it from its URLs; `capsa fetch` downloads it",
+            )
+        return b, self.checked(self._by_name[blob_entry(parse_digest(digest), b.encoding)])
 
     def blob_source(self, digest: str) -> Window:
         """The stored bytes of a blob as a byte source of their own (for an identity blob:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from .._internal.crc import crc32
 from .._internal.progress import NullProgress, make_progress
-from ..errors import Error, FormatError, IntegrityError, SignatureError, UsageError
+from ..errors import Error, FormatError, IntegrityError, NotFoundError, SignatureError, UsageError
 from ..format import zstdseek
 from ..format.digest import format_digest
 from ..format.manifest import Blob
@@ -35,7 +35,11 @@ class Problem:
     kind: str  # "format" | "integrity" | "signature"
 
     def as_error(self) -> Error:
-        classes: dict[str, type[Error]] = {"integrity": IntegrityError, "signature": SignatureError}
+        classes: dict[str, type[Error]] = {
+            "integrity": IntegrityError,
+            "signature": SignatureError,
+            "external": NotFoundError,  # an external reference that cannot be reached (1.3)
+        }
         return classes.get(self.kind, FormatError)(self.what, where=self.where)
 
 
@@ -51,6 +55,8 @@ class VerifyReport:
     bytes_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     signatures: list[SignatureCheck] = field(default_factory=list)
+    external_checked: int = 0
+    """References of external blobs checked (``external``; format 1.3)."""
 
     @property
     def ok(self) -> bool:
@@ -107,6 +113,8 @@ def verify_bundle(
     deep: bool = False,
     threshold: int | None = None,
     require_all: bool = False,
+    external: bool = False,
+    blobs: Collection[str] | None = None,
 ) -> VerifyReport:
     """Check ``bundle`` at ``level`` (spec/format.md §10.2, spec/signing.md §5). Signatures:
     ``threshold`` distinct trusted keys must have signed (default 1 when keys are given);
@@ -123,10 +131,18 @@ def verify_bundle(
             f"signatures are only checked at level full, not {level}",
             hint="drop --level or the keys",
         )
+    bundle.check_local_headers()  # a remote bundle's were left for first use (reader.py)
     report = VerifyReport(str(bundle.path), bundle.id, level, deep=deep, threshold=needed)
     hashing = level in ("fixity", "full")
-    blobs = sorted(bundle.manifest.blobs.items(), key=lambda kv: -kv[1].size)
-    total = sum(b.size for _, b in blobs) if hashing else 0
+    # External blobs (1.3) have no entry: `external` checks their references instead.
+    # ``blobs``: only those (replay of a remote bundle checks, so fetches, what its steps use).
+    stored = {
+        d: b
+        for d, b in bundle.manifest.blobs.items()
+        if b.encoding != "external" and (blobs is None or d in blobs)
+    }
+    work = sorted(stored.items(), key=lambda kv: -kv[1].size)
+    total = sum(b.size for _, b in work) if hashing else 0
     bar = make_progress("verify", total, progress) if hashing else NullProgress()
     lock = threading.Lock()
 
@@ -144,9 +160,16 @@ def verify_bundle(
 
     try:
         with ThreadPoolExecutor(max(1, jobs)) as pool:
-            list(pool.map(check, blobs))
+            list(pool.map(check, work))
     finally:
         bar.close()
+    if external:
+        from .external import check_external
+
+        report.external_checked, found = check_external(bundle.manifest, deep=deep, jobs=jobs)
+        for x in found:
+            kind = "integrity" if x.integrity else "external"
+            report.problems.append(Problem(f"{bundle.path}: {x.path} ({x.url})", x.what, kind))
     if level == "full":
         report.signatures, problems = check_signatures(
             bundle, keys, require=require_signature, threshold=needed

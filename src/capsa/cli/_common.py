@@ -36,6 +36,12 @@ def flags(default: object) -> argparse.ArgumentParser:
     p.add_argument(
         "-q", "--quiet", action="store_true", default=default, help="no progress, no summary"
     )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        default=default,
+        help="a bundle URL whose server has no range requests: copy it to a temporary file",
+    )
     return p
 
 

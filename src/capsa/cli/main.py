@@ -24,6 +24,7 @@ from types import FrameType
 import capsa
 
 from ..errors import Error, ExitCode
+from ..storage import allow_download
 from . import pack, read, record, replay, report, sif, snakemake, views
 from ._common import Commands, flags
 from .export import add_parsers as add_export_parsers
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # Snakemake's own options: everything capsa does not know goes to it, in order.
                 args.snakemake_args = _snakemake_argv(argv if argv is not None else sys.argv[1:])
             verbose = args.verbose
+            allow_download(args.download)
             return int(args.func(args))
         except Error as e:
             return fail(e.diagnostics(), e.exit_code)

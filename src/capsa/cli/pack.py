@@ -73,6 +73,7 @@ def _pack_from_journal(args: argparse.Namespace) -> Any:
         sign=signing_keys_for(args.sign, args),
         force=args.force,
         progress=progress(args),
+        **_external(args),
     )
 
 
@@ -119,7 +120,16 @@ def _pack_paths(args: argparse.Namespace) -> Any:
         sign=signing_keys_for(args.sign, args),
         force=args.force,
         progress=progress(args),
+        **_external(args),
     )
+
+
+def _external(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.external:
+        return {}
+    from ..bundle.external import parse_rule
+
+    return {"external": [parse_rule(x) for x in args.external]}
 
 
 def _report_pack(args: argparse.Namespace, result: Any) -> int:
@@ -218,6 +228,14 @@ def register(c: Commands) -> None:
         "--created",
         metavar="YYYY-MM-DDTHH:MM:SSZ",
         help="creation time to record (default: SOURCE_DATE_EPOCH if set, else none)",
+    )
+    p.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        metavar="GLOB=URL_PREFIX",
+        help="record matching bundle paths by reference (digest, size, URL_PREFIX + the path "
+        "below GLOB's directory), without their bytes; repeatable (more URLs: mirrors)",
     )
     p.add_argument(
         "--role",

@@ -76,6 +76,24 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from ..bundle.external import external_paths
+
+    with capsa.open(args.bundle) as b:
+        wanted = args.paths or external_paths(b.manifest)
+        written = (
+            b.extract(args.directory, wanted, force=args.force, progress=progress(args))
+            if wanted
+            else []
+        )
+    if args.json:
+        fetched = [str(p) for p in written]
+        emit_json({"bundle": args.bundle, "directory": args.directory, "fetched": fetched})
+    elif not args.quiet:
+        print(f"fetched {len(written)} files into {args.directory}, every SHA-256 checked")
+    return ExitCode.OK
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     keys = trusted_keys(args)
     with capsa.open(args.bundle) as b:
@@ -88,7 +106,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             deep=args.deep,
             threshold=args.threshold,
             require_all=args.require_all,
+            external=args.external,
         )
+        externals = sum(1 for blob in b.manifest.blobs.values() if blob.encoding == "external")
         stored_only = 0
         if not args.deep and report.level != "structure":
             blobs = b.manifest.blobs.values()
@@ -104,6 +124,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 "ok": report.ok,
                 "blobs_checked": report.blobs_checked,
                 "bytes_checked": report.bytes_checked,
+                "external_checked": report.external_checked,
                 "signatures": [vars(c) for c in report.signatures],
                 "problems": [vars(p) for p in report.problems],
             }
@@ -124,6 +145,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"{report.blobs_checked} blobs, {human(report.bytes_checked)} checked; "
                 f"id {report.bundle_id}"
             )
+            if report.external_checked:
+                print(f"{report.external_checked} external references checked")
+            elif externals and report.ok:
+                print(
+                    f"note: {externals} external blobs were not checked; --external checks "
+                    "their URLs (with --deep, their digests)"
+                )
             if stored_only and report.ok:
                 print(
                     f"note: {stored_only} compressed blobs were checked as stored (their signed "
@@ -144,6 +172,16 @@ def register(c: Commands) -> None:
     p.add_argument("--offset", type=int, default=0, help="start at this byte")
     p.add_argument("--length", type=int, help="write at most this many bytes")
     p = c.add("extract", cmd_extract, "extract members (all by default) into a directory")
+    p.add_argument("bundle")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("-C", "--directory", default=".", metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.add_argument("--json", action="store_true")
+    p = c.add(
+        "fetch",
+        cmd_fetch,
+        "download a bundle's external files (all, or PATHs) into a directory, checked by digest",
+    )
     p.add_argument("bundle")
     p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("-C", "--directory", default=".", metavar="DIR")
@@ -179,6 +217,11 @@ def register(c: Commands) -> None:
         "--deep",
         action="store_true",
         help="also decompress every compressed blob and check its content digest",
+    )
+    p.add_argument(
+        "--external",
+        action="store_true",
+        help="also check that every external blob's URLs answer with its size (--deep: digest)",
     )
     p.add_argument("--jobs", type=int, default=2, metavar="N")
     p.add_argument("--json", action="store_true")

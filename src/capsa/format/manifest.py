@@ -10,9 +10,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..errors import FormatError
 from .canonical import canonical_chunks, loads_strict
@@ -63,6 +71,19 @@ MAX_MANIFEST = 64 << 20
 
 Role = Literal["input", "output", "intermediate", "image", "other"]
 Encoding = Literal["zstd-seekable", "identity"]
+BlobEncoding = Literal["zstd-seekable", "identity", "external"]
+"""How a blob is kept: in an entry (the two ``Encoding`` s) or, from format 1.3, ``external``:
+not in the bundle at all, only its digest, size and URLs (spec §5.4)."""
+EXTERNAL_SCHEMES = ("https", "http", "s3", "root", "xroot")
+ExternalURL = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(https?|s3|root|xroot)://[^/@\s\x00-\x1f\x7f]+(/[^\s\x00-\x1f\x7f]*)?$",
+        max_length=4096,
+    ),
+]
+"""Where an external blob can be fetched: never a local path or ``file:`` URL, never with
+credentials (``user:password@``) in it (spec §5.4)."""
 
 
 class _Model(BaseModel):
@@ -102,16 +123,23 @@ class Blob(_Model):
     """Uncompressed size in bytes: the length of the content the digest is over."""
     stored_size: int = Field(ge=0)
     """Size of the blob's ZIP entry."""
-    encoding: Encoding
+    encoding: BlobEncoding
     media_type: str = Field(min_length=1, max_length=255)
     stored_digest: Digest | None = None
     """SHA-256 of the entry's stored bytes, for zstd-seekable blobs (format 1.1): routine fixity
     checks hash what is stored without decompressing it."""
+    urls: tuple[ExternalURL, ...] | None = Field(default=None, min_length=1, max_length=64)
+    """(1.3) For an ``external`` blob, and only for one: where its bytes can be fetched, in
+    the order to try; what is fetched must have ``size`` and ``digest``."""
 
     @model_validator(mode="after")
     def _stored(self) -> Blob:
         if self.encoding == "identity" and self.stored_digest is not None:
             raise ValueError("an identity blob's stored digest is its digest; do not repeat it")
+        if (self.encoding == "external") != (self.urls is not None):
+            raise ValueError("an external blob, and only one, has urls")
+        if self.encoding == "external" and (self.stored_size or self.stored_digest):
+            raise ValueError("an external blob has stored_size 0 and no stored_digest")
         return self
 
 
@@ -234,6 +262,10 @@ class Manifest(_Model):
 
     @model_validator(mode="after")
     def _references(self) -> Manifest:
+        if int(self.capsa.split(".")[1]) < 3 and any(
+            b.encoding == "external" for b in self.blobs.values()
+        ):
+            raise ValueError("external blobs need format 1.3")
         for path, f in self.files.items():
             if f.digest not in self.blobs:
                 raise ValueError(f"file {path!r} refers to a blob that is not listed")

@@ -15,7 +15,7 @@ from typing import BinaryIO
 from ..errors import FormatError
 from .source import ByteSource
 
-__all__ = ["MAX_DIRECTORY", "ZipEntry", "ZipWriter", "read_directory"]
+__all__ = ["MAX_DIRECTORY", "ZipEntry", "ZipWriter", "check_local_header", "read_directory"]
 
 LOCAL_SIG = 0x04034B50
 CENTRAL_SIG = 0x02014B50
@@ -214,11 +214,14 @@ def _parse_zip64(extra: bytes, wanted: list[bool], where: str) -> list[int]:
     return list(struct.unpack(f"<{need}Q", found))
 
 
-def read_directory(source: ByteSource) -> list[ZipEntry]:
+def read_directory(source: ByteSource, *, local_headers: bool = True) -> list[ZipEntry]:
     """Parse and cross-check the whole container structure; return entries in file order.
 
     Two reads: the end records, then the central directory; then one small read per entry for
-    its local header (a remote source coalesces them: capsa.storage)."""
+    its local header. With ``local_headers=False`` (a remote source, where each is a request)
+    the data offsets follow from the directory alone — entries are contiguous, so each local
+    header's length is the gap to the next entry — and the caller checks each local header with
+    :func:`check_local_header` before it uses the entry's data."""
     file_size = source.size
     tail = EOCD64.size + LOCATOR.size + EOCD.size
     if file_size < tail:
@@ -318,6 +321,10 @@ def read_directory(source: ByteSource) -> list[ZipEntry]:
             raise FormatError(
                 "compressed and uncompressed sizes differ in a STORED entry", where=where
             )
+        if not local_headers:
+            entries.append(ZipEntry(name, offset, -1, usize, crc, False))
+            pos += CENTRAL.size + nlen + elen
+            continue
         if offset != expected_offset:
             raise FormatError(
                 f"entry starts at {offset}, expected {expected_offset} (gap, overlap or reorder)",
@@ -331,9 +338,42 @@ def read_directory(source: ByteSource) -> list[ZipEntry]:
         pos += CENTRAL.size + nlen + elen
     if pos != len(cd):
         raise FormatError("central directory has trailing bytes")
+    if not local_headers:
+        return _chain(entries, cd_off)
     if expected_offset != cd_off:
         raise FormatError("bytes between the last entry and the central directory")
     return entries
+
+
+def _chain(entries: list[ZipEntry], cd_off: int) -> list[ZipEntry]:
+    """Data offsets from the directory alone: entries are contiguous (spec §3.1), so each
+    local header is what lies between an entry's offset and its data, which ends where the
+    next entry (or the central directory) starts; its length must be one capsa writes."""
+    out: list[ZipEntry] = []
+    expected = 0
+    for i, e in enumerate(entries):
+        where = f"entry {e.name!r}"
+        if e.header_offset != expected:
+            raise FormatError(
+                f"entry starts at {e.header_offset}, expected {expected} (gap, overlap or reorder)",
+                where=where,
+            )
+        end = entries[i + 1].header_offset if i + 1 < len(entries) else cd_off
+        data = end - e.size
+        extra = data - e.header_offset - LOCAL.size - len(e.name.encode())
+        if extra not in (0, 20) or (extra == 0 and e.size >= U32):
+            raise FormatError("entry data does not end where the next entry starts", where=where)
+        out.append(ZipEntry(e.name, e.header_offset, data, e.size, e.crc, extra == 20))
+        expected = end
+    return out
+
+
+def check_local_header(source: ByteSource, entry: ZipEntry) -> None:
+    """Check the local header of an entry read with ``local_headers=False``."""
+    where = f"entry {entry.name!r}"
+    found = _check_local(source, entry.name, entry.header_offset, entry.crc, entry.size, where)
+    if found != entry:
+        raise FormatError("local header disagrees with the central directory", where=where)
 
 
 def _check_local(

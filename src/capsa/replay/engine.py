@@ -85,7 +85,15 @@ def replay(
                 raise UsageError(
                     f"no step named {n!r}", where=str(b.path), hint=f"steps: {', '.join(names)}"
                 )
-        report_v = b.verify(keys=keys, require_signature=bool(keys), progress=progress)
+        wanted = None
+        if b.source.local_extent() is None:  # a remote bundle: fetch only what the steps use
+            used = [s for s in m.steps if not steps or s.name in steps]
+            wanted = {s.image for s in used if s.image is not None} | {
+                f.digest for s in used for f in (*s.inputs, *s.outputs)
+            }
+        report_v = b.verify(
+            keys=keys, require_signature=bool(keys), progress=progress, blobs=wanted
+        )
         if not report_v.ok:
             first = report_v.problems[0]
             err = first.as_error()
