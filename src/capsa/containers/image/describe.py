@@ -10,7 +10,7 @@ from ...errors import Error
 from ..sif import SifImage
 from ..sif.descriptor import SBOM_FORMATS
 
-__all__ = ["describe"]
+__all__ = ["describe", "source_of"]
 
 _LIMIT = 16 << 20
 
@@ -94,3 +94,13 @@ def _sbom(doc: Any, out: dict[str, Any]) -> None:
                 out["python"].append([name, version])
             else:
                 out["packages"].append([name, version])
+
+
+def source_of(img: SifImage) -> str:
+    """``REFERENCE DIGEST`` of the image an imported SIF was made from ('' when not known), from
+    its labels object (``capsa.source.*``, written by ``capsa image import``)."""
+    for d in img.of_type("Labels"):
+        doc = _doc(img, d)
+        if isinstance(doc, dict) and doc.get("capsa.source.reference"):
+            return f"{doc['capsa.source.reference']} {doc.get('capsa.source.digest', '')}".strip()
+    return ""

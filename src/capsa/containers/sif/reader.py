@@ -60,7 +60,7 @@ class SifImage(SifIntegrity):
             self.data_size,
         ) = h
         if magic != MAGIC:
-            what, hint = _not_sif(self._read(0, min(self.file_size, 1 << 16)))
+            what, hint = _not_sif(self._read_at, self.file_size)
             raise FormatError(f"not a SIF image: {what}", where=where, hint=hint)
         if version != b"01\0":
             raise FormatError(f"unsupported SIF version {cstr(version)!r}", where=where)
@@ -208,12 +208,32 @@ class SifImage(SifIntegrity):
         }
 
 
-def _not_sif(head: bytes) -> tuple[str, str | None]:
+def _tar_names(read_at: Callable[[int, int], bytes], size: int, limit: int = 512) -> set[str]:
+    """Member names of the first ``limit`` headers of a tar file (headers only are read)."""
+    names, offset = set(), 0
+    for _ in range(limit):
+        if offset + 512 > size:
+            break
+        h = read_at(offset, 512)
+        if len(h) < 512 or not h.strip(b"\0"):
+            break
+        names.add(h[:100].split(b"\0")[0].decode("utf-8", "replace").removeprefix("./"))
+        try:
+            n = int(h[124:136].split(b"\0")[0].strip() or b"0", 8)
+        except ValueError:
+            break
+        offset += 512 + -(-n // 512) * 512
+    return names
+
+
+def _not_sif(read_at: Callable[[int, int], bytes], size: int) -> tuple[str, str | None]:
     """What a file that is not a SIF looks like, and what to do with it."""
+    head = read_at(0, min(size, 512))
     if head[257:262] == b"ustar":
-        if b"oci-layout" in head or b"index.json" in head:
+        names = _tar_names(read_at, size)
+        if "oci-layout" in names or "index.json" in names:
             kind, transport = "an OCI archive", "oci-archive"
-        elif b"manifest.json" in head or b"repositories" in head:
+        elif "manifest.json" in names or "repositories" in names:
             kind, transport = "a docker archive (docker save)", "docker-archive"
         else:
             kind, transport = "a tar archive", "tar"
