@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ...errors import RuntimeError_
 from ..sif import open_sif
-from ._proc import run_with_overlay
+from ._proc import run_captured
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
 from .unpacked import check_command, make_mount_points, step_env
@@ -95,11 +95,11 @@ class PodmanRuntime:
             "--read-only-tmpfs=false",
             "--no-hosts",
             "--tmpfs",
-            "/tmp:rw,mode=755",
+            "/tmp:rw,mode=755,notmpcopyup",
             "--tmpfs",
-            "/home:rw,mode=755",
+            "/home:rw,mode=755,notmpcopyup",
             "--tmpfs",
-            f"{CONTAINER_HOME}:rw,mode=755",
+            f"{CONTAINER_HOME}:rw,mode=755,notmpcopyup",
             "--userns",
             "host" if root else "keep-id",
             "--user",
@@ -118,12 +118,12 @@ class PodmanRuntime:
             "none",
             "--unsetenv-all",
             "--volume",
-            f"{spec.work_bind}:{spec.workdir}:rw",
+            _work_volume(spec),
         ]
         for b in spec.binds:
             cmd += ["--volume", f"{b.source}:{b.target}:{'ro' if b.readonly else 'rw'}"]
         for hidden in spec.hide:
-            cmd += ["--tmpfs", f"{hidden}:ro"]
+            cmd += ["--tmpfs", f"{hidden}:ro,notmpcopyup"]
         cmd += ["--workdir", spec.workdir]
         for k, v in sorted(env.items()):
             cmd += ["--env", f"{k}={v}"]
@@ -139,7 +139,9 @@ class PodmanRuntime:
         cmd = self.command(spec, rootfs, env, name)
         host = {k: os.environ[k] for k in _HOST_VARS if k in os.environ}
         try:
-            code, timed_out = run_with_overlay(cmd, host, stdout, stderr, spec, echo=echo)
+            code, timed_out = run_captured(
+                cmd, host, stdout, stderr, timeout=spec.timeout, echo=echo
+            )
         finally:
             # A killed podman client (timeout, Ctrl-C) leaves its container behind.
             subprocess.run(
@@ -149,6 +151,16 @@ class PodmanRuntime:
         if code in (125, 126, 127) and not timed_out:
             _raise_for_podman_failure(stderr)
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
+
+
+def _work_volume(spec: RunSpec) -> str:
+    """The work directory; when recording, podman's own overlay volume of the project, whose
+    upper layer is exactly the step's writes (spec/recording.md §3.1): capsa's overlay launcher
+    would put podman in a user namespace of one id, where rootful podman cannot start."""
+    ov = spec.overlay
+    if ov is None:
+        return f"{spec.work_bind}:{spec.workdir}:rw"
+    return f"{ov.lower}:{spec.workdir}:O,upperdir={ov.upper},workdir={ov.work}"
 
 
 def _raise_for_podman_failure(stderr: Path) -> None:
