@@ -27,6 +27,8 @@ from images import image
 
 pytestmark = pytest.mark.container  # real containers (bwrap, podman) and built test images
 
+IMAGE_PATH = "/opt/ci/bin:/usr/bin:/bin"
+
 
 def _layer(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     buf = io.BytesIO()
@@ -222,7 +224,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pat
     run("buildah", *store, "copy", "--quiet", ctr, str(rootfs), "/")
     run(
         "buildah", *store, "config", "--env", "CI_BUILD=1", "--env", "GREETING=hello image",
-        "--label", "org.km3net.test=yes", "--cmd", "/bin/sh", ctr,
+        "--env", f"PATH={IMAGE_PATH}", "--label", "org.km3net.test=yes", "--cmd", "/bin/sh", ctr,
     )  # fmt: skip
     run("buildah", *store, "commit", "--quiet", ctr, name)
     run("buildah", *store, "rm", ctr)
@@ -317,6 +319,8 @@ def test_capsa_show_and_history_name_the_source(
     )  # fmt: skip
     assert r.rc == 0, r.err
     assert (proj / "ci.txt").read_text() == "1\n"
+    log = json.loads(cli("log", "--json").out)
+    assert log[0]["step"]["env"]["PATH"] == IMAGE_PATH  # the image's PATH, recorded
     assert cli("pack", "-q", "-o", tmp_path / "b.capsa", "--from-journal", "ci.txt").rc == 0
     show = cli("show", tmp_path / "b.capsa").out.decode()
     assert f"from {archives['name']} {digest}" in show
