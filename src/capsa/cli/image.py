@@ -38,6 +38,21 @@ def cmd_image_import(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def cmd_image_build(args: argparse.Namespace) -> int:
+    from ..containers.image import build_image
+
+    r = build_image(args.recipe, args.output, force=args.force, compressor=args.compressor)
+    if args.json:
+        emit_json(vars(r) | {"seconds": round(r.seconds, 3)})
+    elif not args.quiet:
+        print(f"built {args.recipe} into {r.path}")
+        print(
+            f"  {human(r.size)} (squashfs {human(r.squashfs_size)}), {len(r.env)} env "
+            f"variables, {r.packages} SBOM components, {r.seconds:.1f} s"
+        )
+    return ExitCode.OK
+
+
 def cmd_image_inspect(args: argparse.Namespace) -> int:
     from ..containers.image.describe import describe
     from .sif import _open_image, cmd_sif_inspect
@@ -127,6 +142,17 @@ def register(c: Commands) -> None:
         help="docker-archive:FILE.tar, oci-archive:FILE.tar[:TAG], oci:DIR[:TAG], dir:ROOTFS "
         "or tar:ROOTFS.tar",
     )
+    p.add_argument("-o", "--output", required=True, metavar="OUT.sif")
+    p.add_argument("--compressor", choices=("gzip", "zstd", "xz"), default="gzip")
+    p.add_argument("--force", action="store_true", help="replace OUT.sif")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "build",
+        parents=[c.common],
+        help="build a SIF from a recipe: Debian packages, hashed pip requirements, files, env",
+    )
+    p.set_defaults(func=cmd_image_build)
+    p.add_argument("recipe", help="a recipe TOML file (README: capsa image build)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.sif")
     p.add_argument("--compressor", choices=("gzip", "zstd", "xz"), default="gzip")
     p.add_argument("--force", action="store_true", help="replace OUT.sif")

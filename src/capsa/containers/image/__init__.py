@@ -23,7 +23,15 @@ from .layers import Tree
 from .metadata import image_env, install_metadata, labels_of, sbom
 from .sources import TRANSPORTS, ImageSource, open_source
 
-__all__ = ["COMPRESSORS", "TRANSPORTS", "ImportResult", "image_env", "import_image", "squash"]
+__all__ = [
+    "COMPRESSORS",
+    "TRANSPORTS",
+    "ImportResult",
+    "build_image",
+    "image_env",
+    "import_image",
+    "squash",
+]
 
 COMPRESSORS = ("gzip", "zstd", "xz")
 """squashfs compressors offered; gzip is the default because every Apptainer reads it."""
@@ -102,53 +110,44 @@ def _json_bytes(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def import_image(
-    src: str, out: str | os.PathLike[str], *, force: bool = False, compressor: str = "gzip"
+def _seal(
+    tree: Tree,
+    source: ImageSource,
+    deffile: str,
+    mtime: int,
+    out: str | os.PathLike[str],
+    *,
+    force: bool,
+    compressor: str,
+    started: float,
 ) -> ImportResult:
-    """Import image ``src`` (``TRANSPORT:LOCATION``) as the SIF file ``out``."""
-    started = time.monotonic()
-    if compressor not in COMPRESSORS:
-        raise UsageError(f"unknown compressor {compressor!r}", hint=f"use {', '.join(COMPRESSORS)}")
-    check_destination(out, force=force)
-    source = open_source(src)
-    try:
-        with Tree() as tree, tempfile.TemporaryDirectory(prefix="capsa-import-") as tmp:
-            for name, opener in source.layers:
-                with opener() as stream:
-                    tree.add_layer(stream, where=f"{source.location}: layer {name}")
-            if source.directory:
-                tree.add_directory(source.directory)
-            if not tree.nodes:
-                raise FormatError("the image is empty", where=source.location)
-            config = source.oci_config
-            labels = labels_of(config, source.reference, source.digest, source.transport)
-            deffile = f"Bootstrap: {source.transport}\nFrom: {source.reference}\n"
-            inspect_doc = install_metadata(tree, config, labels, deffile)
-            bom = sbom(tree, source.reference, source.digest)
-            mtime = _epoch(source)
-            part = Path(tmp) / "rootfs.squashfs"
-            squash(tree, part, mtime, compressor)
-            arch = str(source.config.get("architecture") or "")
-            if arch not in _SIF_ARCHES:
-                arch = arch_of_machine(platform.machine())
-            objects = [
-                SifObject("Deffile", deffile.encode()),
-                SifObject("Labels", _json_bytes(labels), name="labels.json"),
-                SifObject("GenericJSON", _json_bytes(inspect_doc), name="inspect-metadata.json"),
-                SifObject("GenericJSON", _json_bytes(config), name="oci-config.json"),
-                SifObject(
-                    "SBOM",
-                    _json_bytes(bom),
-                    name="sbom.cdx.json",
-                    extra=SBOM_CYCLONEDX_JSON.to_bytes(4, "little"),
-                ),
-                SifObject.partition(part, arch=arch, name="rootfs.squashfs"),
-            ]
-            with atomic_output(out, force=force) as f:
-                write_sif(f, objects)
-            squashfs_size = part.stat().st_size
-    finally:
-        source.close()
+    """Apptainer's metadata into ``tree``, then squash it and write the SIF."""
+    config = source.oci_config
+    labels = labels_of(config, source.reference, source.digest, source.transport)
+    inspect_doc = install_metadata(tree, config, labels, deffile)
+    bom = sbom(tree, source.reference, source.digest)
+    with tempfile.TemporaryDirectory(prefix="capsa-image-") as tmp:
+        part = Path(tmp) / "rootfs.squashfs"
+        squash(tree, part, mtime, compressor)
+        arch = str(source.config.get("architecture") or "")
+        if arch not in _SIF_ARCHES:
+            arch = arch_of_machine(platform.machine())
+        objects = [
+            SifObject("Deffile", deffile.encode()),
+            SifObject("Labels", _json_bytes(labels), name="labels.json"),
+            SifObject("GenericJSON", _json_bytes(inspect_doc), name="inspect-metadata.json"),
+            SifObject("GenericJSON", _json_bytes(config), name="oci-config.json"),
+            SifObject(
+                "SBOM",
+                _json_bytes(bom),
+                name="sbom.cdx.json",
+                extra=SBOM_CYCLONEDX_JSON.to_bytes(4, "little"),
+            ),
+            SifObject.partition(part, arch=arch, name="rootfs.squashfs"),
+        ]
+        with atomic_output(out, force=force) as f:
+            write_sif(f, objects)
+        squashfs_size = part.stat().st_size
     return ImportResult(
         os.fspath(out),
         source.reference,
@@ -160,3 +159,68 @@ def import_image(
         len(bom["components"]),
         time.monotonic() - started,
     )
+
+
+def _check_compressor(compressor: str) -> None:
+    if compressor not in COMPRESSORS:
+        raise UsageError(f"unknown compressor {compressor!r}", hint=f"use {', '.join(COMPRESSORS)}")
+
+
+def import_image(
+    src: str, out: str | os.PathLike[str], *, force: bool = False, compressor: str = "gzip"
+) -> ImportResult:
+    """Import image ``src`` (``TRANSPORT:LOCATION``) as the SIF file ``out``."""
+    started = time.monotonic()
+    _check_compressor(compressor)
+    check_destination(out, force=force)
+    source = open_source(src)
+    try:
+        with Tree() as tree:
+            for name, opener in source.layers:
+                with opener() as stream:
+                    tree.add_layer(stream, where=f"{source.location}: layer {name}")
+            if source.directory:
+                tree.add_directory(source.directory)
+            if not tree.nodes:
+                raise FormatError("the image is empty", where=source.location)
+            deffile = f"Bootstrap: {source.transport}\nFrom: {source.reference}\n"
+            return _seal(
+                tree,
+                source,
+                deffile,
+                _epoch(source),
+                out,
+                force=force,
+                compressor=compressor,
+                started=started,
+            )
+    finally:
+        source.close()
+
+
+def build_image(
+    recipe: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    compressor: str = "gzip",
+) -> ImportResult:
+    """Build the SIF ``out`` from a recipe (``containers/image/build.py``); the recipe is the
+    SIF's deffile."""
+    from .build import build_rootfs, load_recipe
+
+    started = time.monotonic()
+    _check_compressor(compressor)
+    check_destination(out, force=force)
+    r = load_recipe(recipe)
+    config = {
+        "Env": [f"{k}={v}" for k, v in r.env.items()],
+        "Labels": r.labels,
+    }
+    reference = f"debian:{r.suite} ({Path(r.path).name})"
+    source = ImageSource("capsa-build", str(r.path), reference, "", {"config": config}, [])
+    with Tree() as tree:
+        build_rootfs(r, tree)
+        return _seal(
+            tree, source, r.text, r.epoch, out, force=force, compressor=compressor, started=started
+        )
