@@ -73,6 +73,7 @@ def recipe(tmp_path: Path) -> Path:
     return r
 
 
+@pytest.mark.slow  # two mmdebstrap builds
 def test_a_recipe_builds_the_same_bytes_twice_and_runs(
     recipe: Path, cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
