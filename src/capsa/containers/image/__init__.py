@@ -84,6 +84,8 @@ def squash(tree: Tree, dest: Path, mtime: int, compressor: str) -> None:
         "--no-skip",
         "--compressor",
         compressor,
+        # gzip's level 9 (tar2sqfs' default) takes three times as long for 0.6 % less.
+        *(["--comp-extra", "level=6"] if compressor == "gzip" else []),
         "--defaults",
         f"uid=0,gid=0,mode=0755,mtime={max(mtime, 0)}",
         str(dest),
