@@ -379,3 +379,24 @@ def test_cache_ls_and_prune(
     removed = json.loads(cli("image", "cache", "prune", "--json").out)
     assert len(removed) == 2
     assert json.loads(cli("image", "cache", "ls", "--json").out) == []
+
+
+def test_tar_and_dir_sources_import_the_same_tree(
+    archives: dict[str, Path], cli: Callable[..., CliResult], tmp_path: Path
+) -> None:
+    rootfs = archives["rootfs"]
+    for name, mode in (("plain.tar", "w"), ("packed.tar.gz", "w:gz")):
+        with tarfile.open(tmp_path / name, mode) as t:  # type: ignore[call-overload]
+            t.add(rootfs, arcname=".")
+    sifs = {}
+    for src in ("tar:plain.tar", "tar:packed.tar.gz", "dir:rootfs"):
+        where = rootfs.parent if src.startswith("dir:") else tmp_path
+        out = tmp_path / f"{src.split(':')[1]}.sif"
+        r = cli(
+            "image", "import", "-q", f"{src.split(':')[0]}:{where / src.split(':')[1]}", "-o", out
+        )
+        assert r.rc == 0, r.err
+        # The tree, not capsa's metadata (which names the source).
+        sifs[src] = {k: v for k, v in _listing(out).items() if ".singularity.d" not in k}
+    assert sifs["tar:plain.tar"] == sifs["tar:packed.tar.gz"] == sifs["dir:rootfs"]
+    assert sifs["dir:rootfs"]["/bin/busybox"].startswith("-rwxr-xr-x 0/0")
