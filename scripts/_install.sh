@@ -4,9 +4,9 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # Sourced from `sh -c` (no script path in $0): the repository is the current directory.
 [ -f "$repo/pyproject.toml" ] || repo=$(pwd)
-apt_packages="unzip zstd jq bubblewrap squashfs-tools openssh-client mmdebstrap graphviz chromium xrootd-server python3-venv slurmctld slurmd slurm-client munge"
+apt_packages="unzip zstd jq bubblewrap squashfs-tools openssh-client mmdebstrap graphviz chromium xrootd-server squashfs-tools-ng podman runc buildah python3-venv slurmctld slurmd slurm-client munge"
 missing=""
-for tool in unzip zstd jq bwrap unsquashfs mksquashfs ssh-keygen mmdebstrap dot chromium xrootd slurmctld slurmd sinfo munged; do
+for tool in unzip zstd jq bwrap unsquashfs mksquashfs ssh-keygen mmdebstrap dot chromium xrootd tar2sqfs podman runc buildah slurmctld slurmd sinfo munged; do
     command -v "$tool" >/dev/null 2>&1 || missing="yes"
 done
 python=${PYTHON:-python3}
@@ -17,7 +17,7 @@ if [ -n "$missing" ] && command -v apt-get >/dev/null 2>&1; then
     $sudo apt-get update -qq
     # python3-venv only exists where Python comes from Debian; ignore it elsewhere.
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_packages >/dev/null 2>&1 ||
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip zstd jq bubblewrap squashfs-tools openssh-client mmdebstrap graphviz chromium xrootd-server slurmctld slurmd slurm-client munge
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq unzip zstd jq bubblewrap squashfs-tools openssh-client mmdebstrap graphviz chromium xrootd-server squashfs-tools-ng podman runc buildah slurmctld slurmd slurm-client munge
 fi
 if [ ! -x "$repo/.venv/bin/python" ]; then
     "$python" -m venv "$repo/.venv"

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from capsa.errors import RuntimeError_
+
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS = {
     "busybox": ["bwrap", "unsquashfs", "mksquashfs", "dpkg", "apt-get"],
-    "analysis": ["bwrap", "unsquashfs", "mksquashfs", "mmdebstrap"],
+    "analysis": ["bwrap", "unsquashfs", "tar2sqfs", "mmdebstrap"],
 }
 
 
@@ -36,5 +38,5 @@ def image(name: str) -> Path:
         )
     try:
         return Path(_builder().build(name))
-    except subprocess.CalledProcessError as e:
+    except (subprocess.CalledProcessError, RuntimeError_) as e:
         pytest.skip(f"could not build the {name} test image (no Debian mirror?): {e}")

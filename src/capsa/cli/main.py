@@ -25,7 +25,7 @@ import capsa
 
 from ..errors import Error, ExitCode
 from ..storage import allow_download
-from . import pack, read, record, replay, report, sif, snakemake, views
+from . import image, pack, read, record, replay, report, sif, snakemake, views
 from ._common import Commands, flags
 from .export import add_parsers as add_export_parsers
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     for group in (pack, read, record, snakemake, replay, report, views):
         group.register(c)
     sif.register(c)
+    image.register(c)
     add_export_parsers(sub, common)
     return parser
 

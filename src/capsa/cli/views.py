@@ -44,7 +44,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         f"(ratio {doc['compression_ratio']}), file {human(doc['file_size'])}"
     )
     for i in doc["images"]:
-        base = f", from {i['image_from']}" if i["image_from"] else ""
+        origin = i.get("image_source") or i["image_from"]
+        base = f", from {origin}" if origin else ""
         print(
             f"  image    {i['path']}  {human(i['size'])}  {i['arch'] or '?'}{base}  "
             f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}"
@@ -74,7 +75,8 @@ def _container(st: Any) -> str:
         x
         for x in (
             f"SIF {st.sif_id}" if st.sif_id else "",
-            f"From: {st.image_from}" if st.image_from else "",
+            f"source {st.image_source}" if st.image_source else "",
+            f"From: {st.image_from}" if st.image_from and not st.image_source else "",
         )
         if x
     )

@@ -56,10 +56,11 @@ from .provenance import detect, read_log
 __all__ = ["WORKDIR", "RunOutcome", "default_env", "parse_bind", "run_step"]
 
 
-def default_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The deterministic step environment (spec/recording.md §2), then the user's ``--env``."""
+def default_env(extra: dict[str, str] | None = None, image: Path | None = None) -> dict[str, str]:
+    """The deterministic step environment (spec/recording.md §2), then the user's ``--env``.
+    ``PATH`` is the image's own when it has one (an imported OCI image's ``Env``)."""
     env = {
-        "PATH": DEFAULT_PATH,
+        "PATH": _image_path(image) or DEFAULT_PATH,
         "HOME": CONTAINER_HOME,
         "TZ": "UTC",
         "LC_ALL": "C",
@@ -86,6 +87,23 @@ class RunOutcome:
 _STEP_FIELDS: TypeAdapter[tuple[str, tuple[str, ...], dict[str, str]]] = TypeAdapter(
     tuple[StepName, tuple[NoNul, ...], dict[EnvName, NoNul]]
 )
+
+
+def _image_path(image: Path | None) -> str:
+    """``PATH`` of the image's own environment, or ''."""
+    if image is None:
+        return ""
+    from ..containers.runtime.unpacked import image_env
+    from ..containers.sif import open_sif
+
+    try:
+        img, close = open_sif(image)
+    except Error:
+        return ""  # not a SIF: the runtime says so, in its own words
+    try:
+        return image_env(img).get("PATH", "")
+    finally:
+        close()
 
 
 def _check_step_fields(name: str, argv: Sequence[str], env: dict[str, str]) -> None:
@@ -180,7 +198,7 @@ def run_step(
     image_digest = None if image_path is None else sha256_file(image_path)
     journal = Journal(project)
     step_name = name or f"step{journal.next_seq()}"
-    step_env = default_env(env)
+    step_env = default_env(env, image_path)
     _check_step_fields(step_name, argv, step_env)
     journal.dir.mkdir(parents=True, exist_ok=True)  # exists before the step, so it is hidden
     started = time.time()

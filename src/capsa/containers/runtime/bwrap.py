@@ -7,19 +7,18 @@ nothing from the host environment; the work directory bound read-write.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-from ..._internal.fs import open_dir, open_root
 from ...errors import RuntimeError_
 from ..sif import open_sif
 from ._proc import run_with_overlay
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
+from .unpacked import check_command, make_mount_points, step_env
 
 __all__ = ["HOST_ROOT", "BwrapRuntime"]
 
@@ -56,15 +55,21 @@ class BwrapRuntime:
         return False
 
     def rootfs(self, spec: RunSpec) -> Path:
+        return self.prepare(spec)[0]
+
+    def prepare(self, spec: RunSpec) -> tuple[Path, dict[str, str]]:
+        """The unpacked root file system and the environment to run in (the image's, then the
+        step's); the host's own software, read-only, for a step recorded without an image."""
         if spec.image is None or spec.image_digest is None:
-            return HOST_ROOT  # a step recorded without an image: the host's software, read-only
+            return HOST_ROOT, dict(spec.env)
         img, close = open_sif(spec.image)
         try:
-            return self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
+            root = self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
+            return root, step_env(img, spec)
         finally:
             close()
 
-    def command(self, spec: RunSpec, rootfs: Path) -> list[str]:
+    def command(self, spec: RunSpec, rootfs: Path, env: dict[str, str] | None = None) -> list[str]:
         cmd = [self._bwrap(), "--die-with-parent", "--new-session", "--unshare-all"]
         if spec.network:
             cmd.append("--share-net")
@@ -86,31 +91,25 @@ class BwrapRuntime:
             str(spec.work_bind),
             spec.workdir,
         ]
+        # A mount point on the read-only root must pre-exist: made in the unpacked image (bwrap
+        # makes them itself on the fresh root of a step without an image; never on the host).
+        if rootfs != HOST_ROOT:
+            make_mount_points(rootfs, [b.target for b in spec.binds])
         for b in spec.binds:
-            # A mount point on the read-only root must pre-exist: made in the unpacked image,
-            # confined to it (an image may hold links that point out of it); never on the host.
-            with contextlib.suppress(OSError):
-                if rootfs == HOST_ROOT:
-                    raise OSError
-                root_fd = open_root(rootfs)
-                try:
-                    os.close(open_dir(root_fd, b.target.strip("/").split("/"), create=True))
-                finally:
-                    os.close(root_fd)
             cmd += ["--ro-bind" if b.readonly else "--bind", str(b.source), b.target]
         for hidden in spec.hide:
             cmd += ["--tmpfs", hidden, "--remount-ro", hidden]
         cmd += ["--chdir", spec.workdir, "--clearenv"]
-        for k, v in sorted(spec.env.items()):
+        for k, v in sorted((spec.env if env is None else env).items()):
             cmd += ["--setenv", k, v]
         if os.geteuid() == 0:
             cmd += ["--cap-drop", "ALL"]
         return [*cmd, "--", *spec.argv]
 
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
-        rootfs = self.rootfs(spec)
-        _check_command(rootfs, spec)
-        cmd = self.command(spec, rootfs)
+        rootfs, step = self.prepare(spec)
+        check_command(rootfs, spec, step)
+        cmd = self.command(spec, rootfs, step)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         # bwrap's options go through a file descriptor (`--args FD`), not its command line: the
         # sandbox's pid 1 is bwrap itself, and /proc/1/cmdline would show the step the host's
@@ -165,25 +164,6 @@ def _root_options(rootfs: Path) -> list[str]:
         elif entry.is_dir(follow_symlinks=False):
             out += ["--ro-bind", entry.path, f"/{entry.name}"]
     return out
-
-
-def _check_command(rootfs: Path, spec: RunSpec) -> None:
-    """Refuse a command the image does not have before starting it (one clear line)."""
-    prog = spec.argv[0]
-    if "/" in prog:
-        if not prog.startswith("/") or os.path.lexists(rootfs / prog.lstrip("/")):
-            return  # relative to the work directory, or present: let the runtime decide
-    elif any(
-        os.path.lexists(rootfs / d.lstrip("/") / prog)
-        for d in spec.env.get("PATH", "/usr/bin:/bin").split(":")
-        if d
-    ):
-        return
-    raise RuntimeError_(
-        f"command not found in the image: {prog}",
-        where=str(spec.image or "the host"),
-        hint="check the command name, the image and PATH",
-    )
 
 
 def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:

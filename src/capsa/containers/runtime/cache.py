@@ -15,6 +15,8 @@ import platform
 import secrets
 import shutil
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..._internal.lock import locked
@@ -22,9 +24,11 @@ from ...errors import FormatError, RuntimeError_
 from ...format.digest import parse_digest
 from ..sif import Descriptor, SifImage, arch_of_machine
 
-__all__ = ["MARKER", "ImageCache", "cache_root"]
+__all__ = ["MARKER", "CacheEntry", "ImageCache", "cache_root"]
 
 MARKER = ".capsa-complete"
+USED = ".capsa-used"
+"""Its modification time is an entry's last use (``capsa image cache ls|prune``)."""
 MOUNT_POINTS = ("work", "home", "tmp", "proc", "dev")
 
 
@@ -46,9 +50,66 @@ def check_arch(image_arch: str, where: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class CacheEntry:
+    """One unpacked image: its digest ('' for leftovers of an interrupted unpacking), the
+    directory, the bytes it occupies on disk and when it was last used (Unix seconds)."""
+
+    digest: str
+    path: Path
+    size: int
+    last_used: float
+    complete: bool
+
+
+def _disk_usage(path: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(f"{root}/{name}").st_blocks * 512
+    return total
+
+
 class ImageCache:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or cache_root()) / "images"
+
+    def entries(self) -> list[CacheEntry]:
+        """Every unpacked image (and leftover), most recently used first."""
+        out: list[CacheEntry] = []
+        if not self.root.is_dir():
+            return out
+        for p in sorted(self.root.iterdir()):
+            marker = p / MARKER
+            try:
+                digest = str(json.loads(marker.read_text())["digest"])
+                complete = True
+                used = max(marker.stat().st_mtime, _mtime(p / USED))
+            except (OSError, ValueError, KeyError):
+                digest, complete = "", False
+                used = p.lstat().st_mtime
+            out.append(CacheEntry(digest, p, _disk_usage(p), used, complete))
+        return sorted(out, key=lambda e: -e.last_used)
+
+    def prune(self, older_than: float | None = None) -> list[CacheEntry]:
+        """Remove the entries not used for ``older_than`` seconds (all when None), each under
+        its image's lock so a run that is unpacking or starting it is not pulled from under."""
+        cutoff = time.time() - (older_than or 0)
+        removed = []
+        locks = self.root.parent / "locks"
+        for e in self.entries():
+            if older_than is not None and e.last_used > cutoff:
+                continue
+            name = e.path.name.lstrip(".").split(".")[0]
+            if len(name) == 64:  # an entry, or an unpacking of one in progress
+                locks.mkdir(parents=True, exist_ok=True)
+                with locked(locks / f"{name}.lock"):
+                    remove_tree(e.path)
+            else:
+                remove_tree(e.path)
+            removed.append(e)
+        return removed
 
     def rootfs(
         self, image: SifImage, digest: str, *, extent: tuple[Path, int] | None = None
@@ -59,6 +120,7 @@ class ImageCache:
         hexd = parse_digest(digest)
         final = self.root / hexd
         if _complete(final, digest):
+            _touch(final / USED)
             return final / "rootfs"
         prim = image.primary_partition()
         check_arch(prim.partition()["arch"], image.where)
@@ -150,6 +212,18 @@ class ImageCache:
             remove_tree(tmp)
             raise
         return final / "rootfs"
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.touch()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _complete(entry: Path, digest: str) -> bool:

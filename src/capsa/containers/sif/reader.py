@@ -60,7 +60,8 @@ class SifImage(SifIntegrity):
             self.data_size,
         ) = h
         if magic != MAGIC:
-            raise FormatError("not a SIF image: bad magic", where=where)
+            what, hint = _not_sif(self._read_at, self.file_size)
+            raise FormatError(f"not a SIF image: {what}", where=where, hint=hint)
         if version != b"01\0":
             raise FormatError(f"unsupported SIF version {cstr(version)!r}", where=where)
         self.header_raw = self._read(0, 64)
@@ -138,6 +139,13 @@ class SifImage(SifIntegrity):
         for d in self.of_type("Partition"):
             p = d.partition()
             if p["part_type"] == "PrimSys":
+                if p["fs_type"] in ("EncryptedSquashfs", "GocryptfsSquashfs"):
+                    raise FormatError(
+                        f"the image's root file system is encrypted ({p['fs_type']})",
+                        where=self.where,
+                        hint="capsa cannot decrypt it: run it with apptainer --pem-path, or "
+                        "seal an unencrypted image",
+                    )
                 if p["fs_type"] != "Squashfs":
                     raise FormatError(
                         f"primary partition is {p['fs_type']}, not squashfs",
@@ -151,6 +159,14 @@ class SifImage(SifIntegrity):
                         hint="the image is damaged or not runnable",
                     )
                 return d
+        if self.of_type("OCIRootIndex") or self.of_type("OCIBlob"):
+            raise FormatError(
+                "this is an OCI-SIF image (apptainer --oci), which holds OCI layers, not a "
+                "root file system",
+                where=self.where,
+                hint="build a native SIF (apptainer build IMG.sif docker-archive:…), or "
+                "capsa image import the OCI image",
+            )
         raise FormatError(
             "SIF image has no primary system partition",
             where=self.where,
@@ -190,6 +206,44 @@ class SifImage(SifIntegrity):
             "data_size": self.data_size,
             "objects": objects,
         }
+
+
+def _tar_names(read_at: Callable[[int, int], bytes], size: int, limit: int = 512) -> set[str]:
+    """Member names of the first ``limit`` headers of a tar file (headers only are read)."""
+    names, offset = set(), 0
+    for _ in range(limit):
+        if offset + 512 > size:
+            break
+        h = read_at(offset, 512)
+        if len(h) < 512 or not h.strip(b"\0"):
+            break
+        names.add(h[:100].split(b"\0")[0].decode("utf-8", "replace").removeprefix("./"))
+        try:
+            n = int(h[124:136].split(b"\0")[0].strip() or b"0", 8)
+        except ValueError:
+            break
+        offset += 512 + -(-n // 512) * 512
+    return names
+
+
+def _not_sif(read_at: Callable[[int, int], bytes], size: int) -> tuple[str, str | None]:
+    """What a file that is not a SIF looks like, and what to do with it."""
+    head = read_at(0, min(size, 512))
+    if head[257:262] == b"ustar":
+        names = _tar_names(read_at, size)
+        if "oci-layout" in names or "index.json" in names:
+            kind, transport = "an OCI archive", "oci-archive"
+        elif "manifest.json" in names or "repositories" in names:
+            kind, transport = "a docker archive (docker save)", "docker-archive"
+        else:
+            kind, transport = "a tar archive", "tar"
+        return f"this is {kind}", f"run: capsa image import {transport}:FILE -o IMAGE.sif"
+    if head[:4] == SQUASHFS_MAGIC:
+        return (
+            "this is a bare squashfs file system",
+            "wrap it: apptainer build, or capsa's SIF writer",
+        )
+    return "bad magic", None
 
 
 def open_sif(target: str | os.PathLike[str] | ByteSource) -> tuple[SifImage, Callable[[], None]]:
