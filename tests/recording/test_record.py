@@ -357,3 +357,30 @@ def test_malformed_provenance_is_one_line_and_the_step_is_still_recorded(
     assert "recorded without it" in r.err
     (entry,) = Journal(project).entries()
     assert entry.step.provenance == ()
+
+
+def test_a_step_without_an_image_runs_read_only_on_the_host_and_sees_no_home(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_step(None, ...) (a Snakemake rule without container:, recorded on request): the host's
+    software read-only, the project at /work, nothing of the host's /home, /root or /tmp."""
+    if not Path("/usr/bin/sh").exists() and not Path("/bin/sh").exists():
+        pytest.skip("no /bin/sh on this host")
+    secret = tmp_path / "host-tmp-secret"
+    secret.write_text("secret\n")
+    script = (
+        "echo hello > out.txt; ls /home /root 2>&1 | wc -l > seen.txt; "
+        "touch /usr/capsa-probe 2>/dev/null && echo wrote-usr >> seen.txt; "
+        f"cat {secret} >> seen.txt 2>/dev/null; true"
+    )
+    outcome = capsa.run_step(
+        None, ["sh", "-c", script], outputs=["out.txt", "seen.txt"], echo=False, runtime="bwrap"
+    )
+    step = outcome.entry.step
+    assert outcome.entry.status == "ok" and step.image is None and step.runtime.name == "bwrap"
+    assert (project / "out.txt").read_text() == "hello\n"
+    seen = (project / "seen.txt").read_text()
+    assert "wrote-usr" not in seen and "secret" not in seen
+    assert not Path("/usr/capsa-probe").exists()
+    with pytest.raises(capsa.UsageError, match="runs under bwrap"):
+        capsa.run_step(None, ["true"], runtime="apptainer", echo=False)

@@ -169,6 +169,56 @@ def test_rules_capsa_cannot_record_are_refused_before_anything_runs(
     assert not (d / "a.txt").exists() and Journal(d).entries() == []
 
 
+HOST_RULE = """
+rule all:
+    input: "b.txt"
+
+rule a:
+    output: "a.txt"
+    shell: "echo from the host > {output}"
+
+rule b:
+    input: "a.txt"
+    output: "b.txt"
+    container: "IMAGE"
+    shell: "wc -c < {input} > {output}"
+"""
+
+
+def test_a_rule_without_container_is_recorded_as_not_replayable_when_asked(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "wf"
+    d.mkdir()
+    (d / "Snakefile").write_text(HOST_RULE.replace("IMAGE", str(image("analysis"))))
+    r = _snakemake(d, "--capsa-no-container", "record")
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    steps = {e.step.name: e.step for e in Journal(d).entries()}
+    assert steps["a"].image is None and steps["a"].runtime.name == "bwrap"
+    assert steps["b"].image is not None
+    assert (d / "a.txt").read_text() == "from the host\n"
+
+    bundle = tmp_path / "wf.capsa"
+    r = capsa_subprocess("pack", "-o", bundle, "--from-journal", "b.txt", cwd=d)
+    assert r.returncode == 0, r.stderr
+    r = capsa_subprocess("show", bundle, cwd=tmp_path)
+    assert "(no image: not replayable)" in r.stdout.decode()
+    r = capsa_subprocess(
+        "replay", bundle, "--allow-unsigned", "--runtime", "bwrap", "--json",
+        cwd=tmp_path, env=_env(d),
+    )  # fmt: skip
+    doc = json.loads(r.stdout)
+    by_name = {s["name"]: s for s in doc["steps"]}
+    assert by_name["a"]["status"] == "skipped" and by_name["a"]["reason"] == "no image"
+    # b still replays, from a's recorded output, and the replay holds.
+    assert by_name["b"]["status"] == "ok"
+    assert [o["verdict"] for o in by_name["b"]["outputs"]] == ["identical"]
+    assert r.returncode == 0 and doc["ok"] and doc["counts"]["skipped (no image)"] == 1
+    r = capsa_subprocess("replay", bundle, "--allow-unsigned", "--runtime", "bwrap",
+                         cwd=tmp_path, env=_env(d))  # fmt: skip
+    assert "skipped (no image)" in r.stdout.decode()
+
+
 def test_a_container_that_is_not_a_sif_fails_the_job_with_one_line(tmp_path: Path) -> None:
     d = tmp_path / "wf"
     d.mkdir()

@@ -152,7 +152,7 @@ def test_valid_vector(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, out, err = _run_cli(capsys, "ls", "--json", path)
     assert (code, err) == (0, "")
     listing = json.loads(out)
-    assert listing["format"] in ("1.0", "1.1", capsa.FORMAT_VERSION)
+    assert listing["format"] in ("1.0", "1.1", "1.2", capsa.FORMAT_VERSION)
     assert {m["path"]: m["digest"] for m in listing["members"]} == files
     dest = tmp_path / "out"
     code, out, err = _run_cli(capsys, "extract", "-q", path, "-C", str(dest))

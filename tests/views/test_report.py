@@ -92,7 +92,7 @@ def test_identity_signatures_steps_images_and_reproduce(cli, tmp_path: Path) -> 
     assert {"identity", "title", "signatures", "replay", "lineage", "images", "steps"} <= page.ids()
     assert {"files", "reproduce", "step-0", "image-0"} <= page.ids()
     assert keyid in text and "valid, trusted" in text
-    assert "energy spectrum" in text and "capsa bundle format 1.2" in text
+    assert "energy spectrum" in text and f"capsa bundle format {capsa.FORMAT_VERSION}" in text
     # The image: source reference, OS and key packages from its labels and SBOM.
     assert "ana:1" in text and "debian 12" in text and "python3-numpy 1:1.24.2-1" in text
     assert "libzstd1" not in text  # not a key package

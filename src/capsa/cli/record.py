@@ -90,9 +90,9 @@ def cmd_log(args: argparse.Namespace) -> int:
         status = (
             e.status if latest[e.step.name] == e.seq or e.status == "forgotten" else "superseded"
         )
+        image = f"image {e.step.image[7:19]}" if e.step.image else "no image    "
         print(
-            f"#{e.seq:<3} {e.step.name:<16} {status:<10} image {e.step.image[7:19]}  "
-            f"{' '.join(e.step.argv)}  → {outs}"
+            f"#{e.seq:<3} {e.step.name:<16} {status:<10} {image}  {' '.join(e.step.argv)}  → {outs}"
         )
     return ExitCode.OK
 

@@ -50,7 +50,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             f"sha256:{i['digest'][7:19]}  used by {', '.join(i['used_by']) or '-'}"
         )
     for st in doc["steps"]:
-        print(f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}")
+        host = "  (no image: not replayable)" if st["image"] is None else ""
+        print(
+            f"  step     {st['name']}: {st['command'][:70]}  → {', '.join(st['outputs']) or '-'}"
+            + host
+        )
     for role in ("input", "intermediate", "output", "other"):
         for f in doc["files"][role]:
             print(f"  {role:<8} {f['path']}  {human(f['size'])}")
@@ -63,6 +67,8 @@ SUMMARY_ORIGINS = 10
 
 
 def _container(st: Any) -> str:
+    if not st.image:
+        return "no image: ran on the recording host's software, never replayed"
     image = st.image_path or st.image[:19]
     ident = ", ".join(
         x
@@ -114,7 +120,7 @@ def _print_by_rule(h: Any) -> None:
         else:
             print(f"  {n}. {rule}: {len(members)} steps ({first.name} … {members[-1].name})")
             print(f"       first: {argv}")
-        images = {s.image for s in members}
+        images = {s.image for s in members if s.image}
         more = f" and {len(images) - 1} other images" if len(images) > 1 else ""
         print(f"       {_container(first)}{more}")
     print(f"{len(h.steps)} steps in {len(groups)} rules (--steps lists every step)")

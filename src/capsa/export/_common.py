@@ -73,7 +73,7 @@ def images(bundle: Bundle) -> dict[str, ImageRef]:
     m = bundle.manifest
     out: dict[str, ImageRef] = {}
     for s in m.steps:
-        if s.image in out:
+        if s.image is None or s.image in out:
             continue
         info = image_info(bundle, s.image)
         blob = m.blobs[s.image]

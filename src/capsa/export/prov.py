@@ -156,7 +156,7 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
         act: dict[str, Any] = {
             "prov:label": s.name,
             "capsa:command": shlex.join(s.argv),
-            "capsa:image": s.image,
+            "capsa:image": s.image or "none",
             "capsa:workdir": s.workdir,
             "capsa:exitCode": s.exit_code,
         }
@@ -167,10 +167,15 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
         if (t := end_time(s.host)) is not None:
             act["prov:endTime"] = t
         activity[sid] = act
-        image = image_ids[s.image]
-        relate(
-            "used", {"prov:activity": sid, "prov:entity": image, "prov:role": _qname("capsa:image")}
-        )
+        if s.image is not None:
+            relate(
+                "used",
+                {
+                    "prov:activity": sid,
+                    "prov:entity": image_ids[s.image],
+                    "prov:role": _qname("capsa:image"),
+                },
+            )
         for i in s.inputs:
             relate(
                 "used",
@@ -194,7 +199,8 @@ def prov_document(bundle: Bundle) -> dict[str, Any]:
                 "prov:label": f"{s.runtime.name} {s.runtime.version}".strip(),
             },
         )
-        relate("wasAssociatedWith", {"prov:activity": sid, "prov:agent": rt, "prov:plan": image})
+        plan = {} if s.image is None else {"prov:plan": image_ids[s.image]}
+        relate("wasAssociatedWith", {"prov:activity": sid, "prov:agent": rt, **plan})
         relate("wasAssociatedWith", {"prov:activity": sid, "prov:agent": "capsa:recorder"})
 
     doc["entity"] = entity

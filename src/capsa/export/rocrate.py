@@ -370,16 +370,10 @@ def _run(
     for i, s in enumerate(steps):
         key = _frag(s.name)
         hid, aid, cid = f"#step-{key}", f"#run-{key}", f"#control-{key}"
-        image = image_ids[s.image]
-        add(
-            {
-                "@id": hid,
-                "@type": "HowToStep",
-                "name": s.name,
-                "position": i,
-                "workExample": _ref(image),
-            }
-        )
+        # A step recorded without an image (it ran on the host's software) has no instrument.
+        ran_in = {} if s.image is None else _ref(image_ids[s.image])
+        how: dict[str, Any] = {"@id": hid, "@type": "HowToStep", "name": s.name, "position": i}
+        add({**how, "workExample": ran_in} if ran_in else how)
         ok = s.exit_code == 0
         status = _status(ok)
         runtime = f"{s.runtime.name} {s.runtime.version}".strip()
@@ -388,8 +382,7 @@ def _run(
             "@type": "CreateAction",
             "name": f"Run of step {s.name}",
             "description": f"{shlex.join(s.argv)}  (in {s.workdir}, runtime {runtime})",
-            "instrument": _ref(image),
-            "containerImage": _ref(image),
+            **({"instrument": ran_in, "containerImage": ran_in} if ran_in else {}),
             **who,
         }
         if s.inputs:

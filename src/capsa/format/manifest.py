@@ -54,7 +54,7 @@ __all__ = [
     "schema_text",
 ]
 
-FORMAT_VERSION = "1.2"
+FORMAT_VERSION = "1.3"
 """The capsa bundle format version this code writes and the newest it reads (spec §9)."""
 MAJOR, MINOR = (int(x) for x in FORMAT_VERSION.split("."))
 MEDIA_TYPE = "application/vnd.capsa.bundle+zip"
@@ -177,8 +177,9 @@ class Step(_Model):
 
     name: StepName
     """Unique within the bundle; one file name, never a path (spec §2.1)."""
-    image: Digest
-    """Digest of the SIF image blob the step ran in."""
+    image: Digest | None = None
+    """Digest of the SIF image blob the step ran in; (1.3) absent for a step recorded without an
+    image (on the recording host's own software): replay never runs it and reports it skipped."""
     argv: tuple[NoNul, ...] = Field(min_length=1)
     env: dict[EnvName, NoNul] = {}
     workdir: ContainerPath = "/work"
@@ -204,6 +205,10 @@ class Step(_Model):
     params: dict[str, str] | None = None
     """(1.2) The workflow's parameters of the step (Snakemake ``params:``), as text;
     informational, replay runs ``argv``."""
+
+
+def minor_of(version: str) -> int:
+    return int(version.split(".")[1])
 
 
 class Manifest(_Model):
@@ -259,6 +264,10 @@ class Manifest(_Model):
                     raise ValueError(
                         f"step {s.name!r}: {kind} {conflict!r} is both a file and a directory"
                     )
+            if s.image is None and minor_of(self.capsa) < 3:
+                raise ValueError(
+                    f"step {s.name!r} has no image (format 1.3), in a {self.capsa} bundle"
+                )
             refs = [("image", s.image), ("stdout", s.stdout), ("stderr", s.stderr)]
             refs += [(f"input {f.path!r}", f.digest) for f in s.inputs]
             refs += [(f"output {f.path!r}", f.digest) for f in s.outputs]

@@ -39,7 +39,7 @@ class JournalEntry(BaseModel):
     seq: int
     step: Step
     image_path: str
-    """Absolute path of the SIF image on the recording host."""
+    """Absolute path of the SIF image on the recording host; empty for a step without one."""
     undeclared_outputs: tuple[str, ...] = ()
     """Outputs found in the work directory that the command line did not declare."""
     deleted: tuple[str, ...] = ()

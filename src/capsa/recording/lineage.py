@@ -83,12 +83,13 @@ def lineage(project: Path, outputs: Sequence[str] = ()) -> Lineage:
 
     graph = StepGraph([e.step for e in steps])
     for k, e in enumerate(steps):
-        add(
-            _image_name(e.image_path, e.step.image, images),
-            Path(e.image_path),
-            "image",
-            e.step.image,
-        )
+        if e.step.image is not None:
+            add(
+                _image_name(e.image_path, e.step.image, images),
+                Path(e.image_path),
+                "image",
+                e.step.image,
+            )
         for i in e.step.inputs:
             if graph.producer(i.path, i.digest, k) is None:
                 add(i.path, _host_file(project, e.step, i), "input", i.digest)

@@ -122,7 +122,7 @@ def _resolve_policies(policies: Mapping[str, Policy], view: Path) -> dict[str, C
 
 
 def run_step(
-    image: str | os.PathLike[str],
+    image: str | os.PathLike[str] | None,
     argv: Sequence[str],
     *,
     inputs: Sequence[str] = (),
@@ -147,7 +147,8 @@ def run_step(
     Only what the step itself wrote is recorded (``capture``: ``auto`` — an overlay when
     possible, else a snapshot; spec/recording.md §3.1). Recording a name again supersedes the
     earlier record of that name. ``check`` runs the step twice and records the narrowest policy
-    that makes the runs equivalent (§3.5).
+    that makes the runs equivalent (§3.5). ``image=None`` records a step that ran on the host's
+    own software (bwrap only, read-only): it is packed and shown but replay never runs it.
     """
     if not argv:
         raise UsageError("no command given", hint="capsa run --image IMG.sif -- COMMAND ARGS...")
@@ -156,10 +157,14 @@ def run_step(
     if check and capture == "snapshot":
         raise UsageError("--check runs the step twice on overlays", hint="drop --capture snapshot")
     project = (project or find_project()).resolve()
-    image_path = Path(image).resolve()
-    if not image_path.is_file():
+    image_path = None if image is None else Path(image).resolve()
+    if image_path is not None and not image_path.is_file():
         raise NotFoundError("no such image", where=str(image))
-    rt = get_runtime(runtime)
+    if image_path is None and runtime not in ("auto", "bwrap"):
+        raise UsageError(
+            f"a step without an image runs under bwrap, not {runtime}", hint="use --runtime bwrap"
+        )
+    rt = get_runtime("bwrap" if image_path is None else runtime)
     mounts = [b if isinstance(b, Mount) else parse_bind(b) for b in binds]
     check_binds(project, mounts)
     located = [locate(project, mounts, p, "input") for p in inputs]
@@ -172,7 +177,7 @@ def run_step(
                 "a comparison policy is given for a path that is not an --output", where=p
             )
     step_inputs = [hash_input(project, mounts, x) for x in located]
-    image_digest = sha256_file(image_path)
+    image_digest = None if image_path is None else sha256_file(image_path)
     journal = Journal(project)
     step_name = name or f"step{journal.next_seq()}"
     step_env = default_env(env)
@@ -264,8 +269,8 @@ class _Draft:
     """What is known of a step before it runs."""
 
     name: str
-    image_path: Path
-    image: str
+    image_path: Path | None
+    image: str | None
     argv: tuple[str, ...]
     env: dict[str, str]
     mounts: tuple[Mount, ...]
@@ -376,7 +381,7 @@ def _record(
     )
     entry = journal.append(
         step=step,
-        image_path=str(draft.image_path),
+        image_path=str(draft.image_path or ""),
         undeclared_outputs=tuple(undeclared),
         deleted=tuple(cap.changes.deleted),
         capture=cap.mechanism,

@@ -26,6 +26,10 @@ class OutputReport:
     (``capsa run`` / ``capsa pack --from-journal``) that would accept it."""
 
 
+NO_IMAGE = "no image"
+"""The reason of a step recorded without an image (format 1.3): never run, not a failure."""
+
+
 @dataclass
 class StepReport:
     name: str
@@ -58,7 +62,7 @@ class ReplayReport:
     @property
     def ok(self) -> bool:
         return all(
-            s.status == "ok"
+            (s.status == "ok" or (s.status == "skipped" and s.reason == NO_IMAGE))
             and s.reproducible is not False
             and all(o.verdict in ("identical", "equivalent") for o in s.outputs)
             for s in self.steps
@@ -70,7 +74,8 @@ class ReplayReport:
             for o in s.outputs:
                 c[o.verdict] = c.get(o.verdict, 0) + 1
             if s.status != "ok":
-                c[s.status] = c.get(s.status, 0) + 1
+                key = f"skipped ({NO_IMAGE})" if s.reason == NO_IMAGE else s.status
+                c[key] = c.get(key, 0) + 1
             if s.reproducible is False:
                 c["not reproducible"] = c.get("not reproducible", 0) + 1
         return c

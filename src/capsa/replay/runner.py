@@ -29,7 +29,7 @@ from ..format.digest import copy_hashed, parse_digest, sha256_file, sha256_fileo
 from ..format.manifest import Step, StepFile
 from ..format.source import ByteSource
 from ..recording.check import check_runs
-from .report import OutputReport, StepReport
+from .report import NO_IMAGE, OutputReport, StepReport
 
 __all__ = ["StepContext", "StepRunner", "TaskResult", "raise_task_error", "run_task", "step_dir"]
 
@@ -118,6 +118,9 @@ class StepRunner:
         self, index: int, step: Step, deps: set[int], reports: dict[int, StepReport]
     ) -> StepReport:
         rep = StepReport(step.name, "ok", recorded_exit_code=step.exit_code)
+        if step.image is None:  # recorded on the host's software: its outputs stay as recorded
+            rep.status, rep.reason = "skipped", NO_IMAGE
+            return rep
         name = step_dir(index, step)
         for stale in (name, f"{name}.2"):  # what an interrupted replay left (--resume)
             remove_tree(self.root / stale)
@@ -177,6 +180,7 @@ class StepRunner:
 
     def _execute(self, name: str, index: int, step: Step) -> RunResult:
         stepdir = self.root / name
+        assert step.image is not None  # run_step never runs a step without an image
         spec = RunSpec(
             self.image(step.image),
             step.image,
@@ -249,8 +253,8 @@ class StepRunner:
         """(work directory, path) of the earlier step's replayed output that is this input."""
         for i in sorted(deps, reverse=True):
             r = reports.get(i)
-            if r is None:
-                continue
+            if r is None or r.reason == NO_IMAGE:
+                continue  # not replayed: the input is the recorded blob
             for o in r.outputs:
                 if o.path == inp.path and o.expected == inp.digest:
                     if r.status != "ok" or o.verdict == "missing":

@@ -32,6 +32,7 @@ class HistoryStep:
     name: str
     argv: list[str]
     image: str
+    """The image's digest; empty for a step recorded without an image."""
     image_path: str = ""
     sif_id: str = ""
     image_from: str = ""
@@ -104,8 +105,8 @@ def _history(
         h = HistoryStep(
             s.name,
             list(s.argv),
-            s.image,
-            images.get(s.image, ""),
+            s.image or "",
+            images.get(s.image or "", ""),
             inputs=[{"path": f.path, "digest": f.digest} for f in s.inputs],
             outputs=[{"path": f.path, "digest": f.digest} for f in s.outputs],
             env=dict(s.env),
@@ -113,7 +114,7 @@ def _history(
             exit_code=s.exit_code,
             recorded=s.host.started if s.host else "",
         )
-        if info is not None:
+        if info is not None and s.image is not None:
             for k, v in info(s.image).items():
                 setattr(h, k, v)
         out.append(h)
@@ -163,7 +164,7 @@ def journal_history(file: Path) -> History:
     for e in reversed(entries):
         for o in e.step.outputs:
             if o.digest == digest:
-                images = {x.step.image: x.image_path for x in entries}
+                images = {x.step.image: x.image_path for x in entries if x.step.image}
                 return _history([x.step for x in entries], o.path, digest, str(project), images)
     raise NotFoundError(
         "no recorded step produced a file with this content",
@@ -207,7 +208,9 @@ def to_dot(h: History) -> str:
 
     for s in h.steps:
         sid = f"step:{s.name}"
-        label = q(s.name, " ".join(s.argv)[:60], f"image {s.image[7:19]}")
+        label = q(
+            s.name, " ".join(s.argv)[:60], f"image {s.image[7:19]}" if s.image else "no image"
+        )
         lines.append(f"  {q(sid)} [shape=ellipse, label={label}];")
         for f in s.inputs:
             lines.append(f"  {q(file_node(f['path'], f['digest']))} -> {q(sid)};")

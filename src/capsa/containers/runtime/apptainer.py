@@ -97,6 +97,11 @@ class ApptainerRuntime:
     def run(self, spec: RunSpec, stdout: Path, stderr: Path, *, echo: bool = False) -> RunResult:
         if spec.hide:
             _empty_dir().mkdir(mode=0o755, parents=True, exist_ok=True)
+        if spec.image is None:
+            raise RuntimeError_(
+                f"{self.name} cannot run a step without an image",
+                hint="record it with --runtime bwrap (it runs on the host's software, read-only)",
+            )
         if not isinstance(spec.image, Path):
             raise RuntimeError_(
                 f"{self.name} needs the image as a file of its own",

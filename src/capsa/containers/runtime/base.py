@@ -26,10 +26,11 @@ class Mount:
 class RunSpec:
     """What to run: image file (and its digest, the cache key), command, environment, mounts."""
 
-    image: Path | ByteSource
+    image: Path | ByteSource | None
     """The SIF: a file, or a byte source holding it (an image blob read in place from a bundle,
-    local or remote); a runtime that needs a file of its own asks ``image_extent``."""
-    image_digest: str
+    local or remote); a runtime that needs a file of its own asks ``image_extent``. None: the
+    host's own root file system, read-only (a step recorded without an image; bwrap only)."""
+    image_digest: str | None
     argv: tuple[str, ...]
     env: dict[str, str]
     workdir: str
@@ -50,6 +51,8 @@ class RunSpec:
 
     def image_extent(self) -> tuple[Path, int] | None:
         """(file, offset) where the SIF's bytes lie in a local file, or None (remote)."""
+        if self.image is None:
+            return None
         if isinstance(self.image, Path):
             return self.image, 0
         return self.image.local_extent()

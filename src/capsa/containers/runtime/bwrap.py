@@ -21,7 +21,9 @@ from ._proc import run_with_overlay
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
 
-__all__ = ["BwrapRuntime"]
+__all__ = ["HOST_ROOT", "BwrapRuntime"]
+
+HOST_ROOT = Path("/")
 
 
 class BwrapRuntime:
@@ -54,6 +56,8 @@ class BwrapRuntime:
         return False
 
     def rootfs(self, spec: RunSpec) -> Path:
+        if spec.image is None or spec.image_digest is None:
+            return HOST_ROOT  # a step recorded without an image: the host's software, read-only
         img, close = open_sif(spec.image)
         try:
             return self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
@@ -67,9 +71,7 @@ class BwrapRuntime:
         cmd += [
             "--hostname",
             "capsa",
-            "--ro-bind",
-            str(rootfs),
-            "/",
+            *_root_options(rootfs),
             "--dev",
             "/dev",
             "--proc",
@@ -86,8 +88,10 @@ class BwrapRuntime:
         ]
         for b in spec.binds:
             # A mount point on the read-only root must pre-exist: made in the unpacked image,
-            # confined to it (an image may hold links that point out of it).
+            # confined to it (an image may hold links that point out of it); never on the host.
             with contextlib.suppress(OSError):
+                if rootfs == HOST_ROOT:
+                    raise OSError
                 root_fd = open_root(rootfs)
                 try:
                     os.close(open_dir(root_fd, b.target.strip("/").split("/"), create=True))
@@ -133,6 +137,36 @@ class BwrapRuntime:
         return RunResult(code, stdout, stderr, self.name, self.version(), timed_out, cmd)
 
 
+def _root_options(rootfs: Path) -> list[str]:
+    """The image read-only at /; for the host's own software, each of its top-level directories
+    read-only (and its links as links) on bwrap's fresh root, so that /work and bind targets
+    can be made there and the host's /proc, /dev, /tmp, /home and /work stay out."""
+    if rootfs != HOST_ROOT:
+        return ["--ro-bind", str(rootfs), "/"]
+    out: list[str] = []
+    skip = {
+        "proc",
+        "dev",
+        "sys",
+        "tmp",
+        "home",
+        "root",
+        "run",
+        "work",
+        "mnt",
+        "media",
+        "lost+found",
+    }
+    for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+        if entry.name in skip:
+            continue
+        if entry.is_symlink():
+            out += ["--symlink", str(Path(entry.path).readlink()), f"/{entry.name}"]
+        elif entry.is_dir(follow_symlinks=False):
+            out += ["--ro-bind", entry.path, f"/{entry.name}"]
+    return out
+
+
 def _check_command(rootfs: Path, spec: RunSpec) -> None:
     """Refuse a command the image does not have before starting it (one clear line)."""
     prog = spec.argv[0]
@@ -147,7 +181,7 @@ def _check_command(rootfs: Path, spec: RunSpec) -> None:
         return
     raise RuntimeError_(
         f"command not found in the image: {prog}",
-        where=str(spec.image),
+        where=str(spec.image or "the host"),
         hint="check the command name, the image and PATH",
     )
 
@@ -167,7 +201,7 @@ def _raise_for_bwrap_failure(stderr: Path, spec: RunSpec) -> None:
     if msg.startswith("execvp"):
         raise RuntimeError_(
             f"command not found in the image: {spec.argv[0]}",
-            where=str(spec.image),
+            where=str(spec.image or "the host"),
             hint="check the command name and the image",
         )
     if "namespace" in msg or "Operation not permitted" in msg or "setting up uid map" in msg:

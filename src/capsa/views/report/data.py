@@ -148,7 +148,8 @@ def gather(
         if f.role == "image":
             image_paths.setdefault(f.digest, []).append(p)
     for s in m.steps:
-        image_paths.setdefault(s.image, [])
+        if s.image is not None:
+            image_paths.setdefault(s.image, [])
     images = {d: image_details(b, d, paths) for d, paths in image_paths.items()}
     by_name = {s.name: s for s in replay.steps} if replay else {}
     groups = group_steps(m.steps)
@@ -164,7 +165,7 @@ def gather(
                 group=group_of[i],
                 argv=list(s.argv),
                 command=shlex.join(s.argv),
-                image=s.image,
+                image=s.image or "",
                 env=dict(s.env),
                 workdir=s.workdir,
                 runtime=f"{s.runtime.name} {s.runtime.version}".strip(),

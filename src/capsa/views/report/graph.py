@@ -121,7 +121,11 @@ def build_graph(
     group_of: dict[int, int] = {}
     for k, (key, members) in enumerate(groups.items()):
         used = {steps[i].image for i in members}
-        badge, colour = images.get(next(iter(used)), ("", -1)) if len(used) == 1 else ("", -1)
+        badge, colour = ("", -1)
+        if used == {None}:
+            badge = "no image"
+        elif len(used) == 1:
+            badge, colour = images.get(next(iter(used)) or "", ("", -1))
         if len(used) > 1:
             badge = f"{len(used)} images"
         worst = _worst([status.get(i, "") for i in members])

@@ -86,6 +86,8 @@ def _files_table(files: list[FileRef], verdicts: dict[str, str], outputs: bool) 
 
 
 def _image_link(d: ReportData, digest: str) -> str:
+    if not digest:
+        return "none: it ran on the recording host's software and is never replayed"
     im = d.images.get(digest)
     if im is None:
         return short(digest)
