@@ -121,6 +121,12 @@ class DaskExecutor:
                 address = where = self.scheduler
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except ValueError as e:
+                raise UsageError(
+                    f"not a Dask scheduler address: {_first_line(e)}",
+                    where=address,
+                    hint="give --scheduler tcp://HOST:PORT",
+                ) from None
             except (OSError, TimeoutError) as e:
                 raise ReplayError(
                     "no Dask scheduler answers at this address",
