@@ -211,6 +211,9 @@ def test_cluster_options_are_key_value(cli: Callable[..., CliResult], production
     assert r.rc == 2 and "is not KEY=VALUE" in r.err
     r = cli("replay", production, "--allow-unsigned", "--scheduler", "tcp://127.0.0.1:1")
     assert r.rc == 2 and "need --executor dask" in r.err
+    r = cli("replay", production, "--allow-unsigned", "--executor", "dask",
+            "--scheduler", "nonsense://x")  # fmt: skip
+    assert r.rc == 2 and len(r.err_lines) == 1 and "not a Dask scheduler address" in r.err
 
 
 def test_replay_help_does_not_import_dask() -> None:

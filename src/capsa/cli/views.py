@@ -122,7 +122,7 @@ def _print_by_rule(h: Any) -> None:
         else:
             print(f"  {n}. {rule}: {len(members)} steps ({first.name} … {members[-1].name})")
             print(f"       first: {argv}")
-        images = {s.image for s in members}
+        images = {s.image for s in members if s.image}
         more = f" and {len(images) - 1} other images" if len(images) > 1 else ""
         print(f"       {_container(first)}{more}")
     print(f"{len(h.steps)} steps in {len(groups)} rules (--steps lists every step)")

@@ -128,7 +128,9 @@ def replay(
         report = ReplayReport(
             str(b.path), b.id, rt.name, rt.version(), mode, workdir=str(root) if keep else None
         )
-        bundle_file, root_dir = str(Path(b.path).resolve()), str(root.resolve())
+        # Workers open the bundle themselves: by absolute path (or URL), whatever their cwd.
+        bundle_file = str(b.path) if "://" in str(b.path) else str(Path(b.path).resolve())
+        root_dir = str(root.resolve())
         context = StepContext(bundle_file, b.id, rt.name, root_dir, isolated, timeout, twice)
         plan = Plan(context, m.steps, selected, {i: deps[i] for i in selected}, done)
         journal = ReplayJournal(journal_path, {"bundle_id": b.id, "mode": mode})

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from .report import StepReport
+from .report import NO_IMAGE, StepReport
 
 __all__ = ["StepProgress"]
 
@@ -29,7 +29,7 @@ class StepProgress:
         if not resumed:
             self.running -= 1
         self.done += 1
-        if report.status != "ok" or any(
+        if (report.status != "ok" and report.reason != NO_IMAGE) or any(
             o.verdict not in ("identical", "equivalent") for o in report.outputs
         ):
             self.failed += 1

@@ -121,6 +121,12 @@ class DaskExecutor:
                 address = where = self.scheduler
             try:
                 client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except ValueError as e:
+                raise UsageError(
+                    f"not a Dask scheduler address: {_first_line(e)}",
+                    where=address,
+                    hint="give --scheduler tcp://HOST:PORT",
+                ) from None
             except (OSError, TimeoutError) as e:
                 raise ReplayError(
                     "no Dask scheduler answers at this address",
@@ -146,6 +152,21 @@ class DaskExecutor:
     @contextlib.contextmanager
     def _started(self, root: Path) -> Iterator[Any]:
         """Start the cluster, and close it (cancelling batch jobs) however the replay ends."""
+        # Tornado logs a failed job submission a second time, as a traceback on stderr.
+        tornado_log = logging.getLogger("tornado.application")
+        level = tornado_log.level
+        tornado_log.setLevel(logging.CRITICAL)
+        try:
+            cluster = self._start(root)
+            try:
+                yield cluster
+            finally:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+        finally:
+            tornado_log.setLevel(level)
+
+    def _start(self, root: Path) -> Any:
         kind = self.cluster
         kwargs = {k: _value(v) for k, v in self.options.items()}
         try:
@@ -201,11 +222,7 @@ class DaskExecutor:
             ) from None
         except (OSError, RuntimeError) as e:
             raise ReplayError(f"cannot start the {kind} cluster: {_first_line(e)}") from None
-        try:
-            yield cluster
-        finally:
-            with contextlib.suppress(Exception):
-                cluster.close()
+        return cluster
 
 
 def _cluster_class(kind: str | None) -> str:
@@ -222,11 +239,24 @@ def _first_line(e: BaseException) -> str:
 def _submit_jobs(cluster: Any, n: int, kind: str) -> None:
     """Submit the worker jobs now, so that a job the batch system refuses (a queue that does
     not exist, more memory than a node has) is one line with its reason, not a silent wait."""
-    cluster.scale(n)
+
+    async def scale() -> None:
+        # In the cluster's loop, so that the submission scale() schedules is this one and its
+        # failure is raised here (a second one would find the failed jobs "started").
+        cluster.scale(n)
+        await cluster._correct_state()
+
     try:
-        cluster.sync(cluster._correct_state)
+        cluster.sync(scale)
     except RuntimeError as e:
-        cluster.close()
+        # The refused jobs never started: forget them, or closing the cluster trips on them.
+        for name, job in list(cluster.workers.items()):
+            if getattr(job, "job_id", None) is None:
+                del cluster.workers[name]
+                cluster.worker_spec.pop(name, None)
+                cluster._created.discard(job)
+        with contextlib.suppress(Exception):
+            cluster.close()
         text = str(e)
         reason = text.partition("stderr:")[2].strip().splitlines() or text.splitlines()
         raise UsageError(
