@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from typing import Any
 
 from ..errors import ExitCode, UsageError
 from ._common import Commands, emit_json, human
@@ -27,13 +28,18 @@ def cmd_image_import(args: argparse.Namespace) -> int:
     from ..containers.image import import_image
 
     r = import_image(args.source, args.output, force=args.force, compressor=args.compressor)
+    made = f"imported {r.reference} ({r.digest or 'no digest'}) into {r.path}"
+    return _report_image(args, r, made, f"{len(r.labels)} labels, ")
+
+
+def _report_image(args: argparse.Namespace, r: Any, made: str, labels: str = "") -> int:
     if args.json:
         emit_json(vars(r) | {"seconds": round(r.seconds, 3)})
     elif not args.quiet:
-        print(f"imported {r.reference} ({r.digest or 'no digest'}) into {r.path}")
+        print(made)
         print(
             f"  {human(r.size)} (squashfs {human(r.squashfs_size)}), {len(r.env)} env "
-            f"variables, {len(r.labels)} labels, {r.packages} SBOM components, {r.seconds:.1f} s"
+            f"variables, {labels}{r.packages} SBOM components, {r.seconds:.1f} s"
         )
     return ExitCode.OK
 
@@ -42,15 +48,7 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     from ..containers.image import build_image
 
     r = build_image(args.recipe, args.output, force=args.force, compressor=args.compressor)
-    if args.json:
-        emit_json(vars(r) | {"seconds": round(r.seconds, 3)})
-    elif not args.quiet:
-        print(f"built {args.recipe} into {r.path}")
-        print(
-            f"  {human(r.size)} (squashfs {human(r.squashfs_size)}), {len(r.env)} env "
-            f"variables, {r.packages} SBOM components, {r.seconds:.1f} s"
-        )
-    return ExitCode.OK
+    return _report_image(args, r, f"built {args.recipe} into {r.path}")
 
 
 def cmd_image_inspect(args: argparse.Namespace) -> int:

@@ -14,11 +14,10 @@ import tempfile
 from pathlib import Path
 
 from ...errors import RuntimeError_
-from ..sif import open_sif
 from ._proc import run_with_overlay
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
-from .unpacked import check_command, make_mount_points, step_env
+from .unpacked import check_command, make_mount_points, unpack
 
 __all__ = ["HOST_ROOT", "BwrapRuntime"]
 
@@ -62,12 +61,7 @@ class BwrapRuntime:
         step's); the host's own software, read-only, for a step recorded without an image."""
         if spec.image is None or spec.image_digest is None:
             return HOST_ROOT, dict(spec.env)
-        img, close = open_sif(spec.image)
-        try:
-            root = self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
-            return root, step_env(img, spec)
-        finally:
-            close()
+        return unpack(self.cache, spec)
 
     def command(self, spec: RunSpec, rootfs: Path, env: dict[str, str] | None = None) -> list[str]:
         cmd = [self._bwrap(), "--die-with-parent", "--new-session", "--unshare-all"]

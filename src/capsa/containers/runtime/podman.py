@@ -20,11 +20,10 @@ import subprocess
 from pathlib import Path
 
 from ...errors import RuntimeError_
-from ..sif import open_sif
 from ._proc import run_captured
 from .base import CONTAINER_HOME, RunResult, RunSpec
 from .cache import ImageCache
-from .unpacked import check_command, make_mount_points, step_env
+from .unpacked import check_command, make_mount_points, unpack
 
 __all__ = ["PodmanRuntime"]
 
@@ -75,12 +74,7 @@ class PodmanRuntime:
                 f"{self.name} cannot run a step without an image",
                 hint="record it with --runtime bwrap (it runs on the host's software, read-only)",
             )
-        img, close = open_sif(spec.image)
-        try:
-            root = self.cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
-            return root, step_env(img, spec)
-        finally:
-            close()
+        return unpack(self.cache, spec)
 
     def command(self, spec: RunSpec, rootfs: Path, env: dict[str, str], name: str) -> list[str]:
         cmd = [self._podman()]

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ..._internal.fs import open_dir, open_root
 from ...errors import Error, RuntimeError_
-from ..sif import SifImage
+from ..sif import SifImage, open_sif
 from .base import RunSpec
+from .cache import ImageCache
 
-__all__ = ["check_command", "image_env", "make_mount_points", "step_env"]
+__all__ = ["check_command", "image_env", "make_mount_points", "step_env", "unpack"]
 
 _OCI_CONFIG = "oci-config.json"
 _MAX_CONFIG = 1 << 20
@@ -42,6 +43,19 @@ def step_env(img: SifImage, spec: RunSpec) -> dict[str, str]:
     """The image's environment, then the step's over it: what ``apptainer exec --cleanenv``
     gives a step whose variables come as ``APPTAINERENV_*`` (spec/recording.md §1)."""
     return {**image_env(img), **spec.env}
+
+
+def unpack(cache: ImageCache, spec: RunSpec) -> tuple[Path, dict[str, str]]:
+    """The image's unpacked root file system (from the cache) and the environment to run in:
+    the image's, then the step's."""
+    if spec.image is None or spec.image_digest is None:
+        raise RuntimeError_("a step without an image has no root file system to unpack")
+    img, close = open_sif(spec.image)
+    try:
+        root = cache.rootfs(img, spec.image_digest, extent=spec.image_extent())
+        return root, step_env(img, spec)
+    finally:
+        close()
 
 
 def make_mount_points(rootfs: Path, targets: list[str]) -> None:
