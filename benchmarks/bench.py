@@ -849,7 +849,7 @@ print(f"{n} hits, {len(sel)} selected")
 REPLAY_PROBE = """\
 import json, resource, sys, time
 t0 = time.perf_counter()
-import capsa.bundle, capsa.cli, capsa.replay
+import capsa.bundle, capsa.cli, capsa.replay.engine
 from capsa.containers.runtime.bwrap import BwrapRuntime
 acc = {"import": time.perf_counter() - t0}
 def wrap(owner, name, key):
@@ -862,9 +862,9 @@ def wrap(owner, name, key):
             acc[key] = acc.get(key, 0.0) + time.perf_counter() - s
     setattr(owner, name, timed)
 wrap(capsa.bundle.Bundle, "verify", "verify")
-wrap(capsa.replay._Replayer, "_extract_blob", "inputs")
-wrap(capsa.replay._Replayer, "compare_output", "compare")
-wrap(capsa.replay, "_remove", "cleanup")
+wrap(capsa.replay.engine._Replayer, "_extract_blob", "inputs")
+wrap(capsa.replay.engine._Replayer, "compare_output", "compare")
+wrap(capsa.replay.engine, "remove_tree", "cleanup")
 wrap(BwrapRuntime, "rootfs", "image")
 wrap(BwrapRuntime, "run", "run")
 s = time.perf_counter()
@@ -1014,12 +1014,12 @@ def bench_replay(args: argparse.Namespace, ctx: dict, rows: list[Row]) -> dict:
     detail["bwrap"] = doc["runtime_version"]
 
     # the bare step: the exact bwrap command capsa runs, on the unpacked image
-    from capsa.bundle.reader import Bundle
+    import capsa
     from capsa.containers.runtime import RunSpec
     from capsa.containers.runtime.bwrap import BwrapRuntime
     from capsa.containers.runtime.cache import ImageCache
 
-    with Bundle(bundle) as b:
+    with capsa.open(bundle) as b:
         step = b.manifest.steps[0]
     out_digest = next(o.digest for o in step.outputs if o.path == "derived.h5")
     rt = BwrapRuntime(ImageCache(cache))
