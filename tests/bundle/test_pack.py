@@ -212,6 +212,63 @@ def test_tiny_file_is_identity(tmp_path: Path) -> None:
     assert next(iter(r.manifest.blobs.values())).encoding == "identity"
 
 
+def _first_frame(path: Path) -> bytes:
+    with capsa.open(path) as b:
+        (m,) = b.members()
+        blob, entry = b.blob_entry(m.digest)
+        index = b.seek_index(blob, entry, "t")
+        start = entry.data_offset
+    return path.read_bytes()[start + index.comp[0] : start + index.comp[1]]
+
+
+def _counts() -> bytes:
+    """Two frames of increasing int32 counts, as in an HDF5 index column."""
+    rng = np.random.default_rng(7)
+    return np.cumsum(rng.integers(0, 50, size=FRAME // 2)).astype("<i4").tobytes()
+
+
+def test_fast_setting_when_it_is_as_small(tmp_path: Path) -> None:
+    """The fast setting's probes are within 5 % of level 3's (here: smaller), so it is used."""
+    data = _counts()
+    fast = zstdseek.new_compressor(zstdseek.FAST)
+    level3 = zstdseek.new_compressor(3)
+    probe = data[: pack_mod.SAMPLE_BYTES], data[FRAME : FRAME + pack_mod.SAMPLE_BYTES]
+    assert sum(len(fast.compress(x)) for x in probe) <= sum(len(level3.compress(x)) for x in probe)
+    (tmp_path / "d.txt").write_bytes(data)
+    capsa.pack(tmp_path / "d.capsa", [tmp_path / "d.txt"], progress=False)
+    frame = _first_frame(tmp_path / "d.capsa")
+    assert frame == fast.compress(data[:FRAME])
+    assert frame != level3.compress(data[:FRAME])
+
+
+def test_level_kept_when_fast_setting_costs_more_than_5_percent(tmp_path: Path) -> None:
+    data = _counts()
+    (tmp_path / "d.txt").write_bytes(data)
+    fast = zstdseek.new_compressor(zstdseek.FAST)
+    level19 = zstdseek.new_compressor(19)
+    probe = data[: pack_mod.SAMPLE_BYTES], data[FRAME : FRAME + pack_mod.SAMPLE_BYTES]
+    assert sum(len(fast.compress(x)) for x in probe) > pack_mod.FAST_SLACK * sum(
+        len(level19.compress(x)) for x in probe
+    )
+    capsa.pack(tmp_path / "d.capsa", [tmp_path / "d.txt"], level=19, progress=False)
+    assert _first_frame(tmp_path / "d.capsa") == level19.compress(data[:FRAME])
+
+
+def test_failed_background_sync_is_reported(
+    corpus: Corpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of the background fdatasync is raised (a later fsync would not report it)."""
+    monkeypatch.setattr(pack_mod, "SYNC_EVERY", 1)
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(pack_mod.os, "fdatasync", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        capsa.pack(tmp_path / "b.capsa", [corpus.root], progress=False)
+    assert listing(tmp_path) == []
+
+
 # -- determinism -------------------------------------------------------------------------------
 
 

@@ -345,6 +345,7 @@ def pack(
             for name, key in sorted(signers.items()):
                 packer.zip.add_bytes(name, envelope_for(data, key))
             packer.zip.close()
+            packer.wait_synced()
         finally:
             packer.close()
             bar.close()
