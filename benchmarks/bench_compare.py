@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 write(path, n, change)
                 print(f"wrote {path} ({path.stat().st_size / 1e6:.0f} MB) in "
                       f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)  # fmt: skip
-        from capsa.compare.root import STEP_BYTES
-
-        step = max(1, STEP_BYTES // 8)  # the same chunk (entries of a float64 branch) as capsa
+        # the same chunk as capsa's (entries of a float64 branch): "about 16 MiB of the
+        # reference's uncompressed data" per read (spec/format.md, the root comparator)
+        step = max(1, (16 << 20) // 8)
         commands = {
             "capsa diff": [sys.executable, "-m", "capsa", "diff", str(a), str(b), "--json", "-q"],
             "uproot read-all": [sys.executable, "-c", READ_ALL, str(a), str(b), str(step)],
