@@ -24,7 +24,6 @@ from types import FrameType
 import capsa
 
 from ..errors import Error, ExitCode
-from ..storage import allow_download
 from . import image, pack, read, record, replay, report, sif, snakemake, views
 from ._common import Commands, flags
 from .export import add_parsers as add_export_parsers
@@ -88,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # Snakemake's own options: everything capsa does not know goes to it, in order.
                 args.snakemake_args = _snakemake_argv(argv if argv is not None else sys.argv[1:])
             verbose = args.verbose
+            from ..storage import allow_download  # loads the format models: not for --help
+
             allow_download(args.download)
             return int(args.func(args))
         except Error as e:
