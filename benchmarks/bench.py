@@ -153,6 +153,18 @@ def measure(
         run = timed(cmd, check=check, env=env, cwd=cwd)
         if i >= WARMUP:  # the first run after big deletions/writes is often much slower
             runs.append(run)
+    row, med = _timed_row(group, name, cmd, runs, nbytes, note)
+    if machine_cpu:
+        row.cpu = med.user + med.sys + med.other
+        row.other_load = None
+    _log_row(row)
+    return row
+
+
+def _timed_row(
+    group: str, name: str, cmd: list[str] | str, runs: list[Run], nbytes: int | None, note: str = ""
+) -> tuple[Row, Run]:
+    """The row of ``runs`` (median wall time, peak RSS, the median run's CPU) and that run."""
     walls = [r.wall for r in runs]
     med = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
     row = Row(
@@ -167,16 +179,17 @@ def measure(
         note=note,
         other_load=med.other / med.wall if med.wall > 0 else 0.0,
     )
-    if machine_cpu:
-        row.cpu = med.user + med.sys + med.other
-        row.other_load = None
+    return row, med
+
+
+def _log_row(row: Row, suffix: str = "") -> None:
     log(
-        f"  {name:<34} {row.wall:8.3f} s  "
+        f"  {row.name:<34} {row.wall:8.3f} s  "
         + (f"{row.mbps:8.1f} MB/s  " if row.mbps else " " * 16)
         + f"RSS {row.rss_mib:7.1f} MiB  CPU {row.cpu:7.2f} s  other load "
         + _fmt(row.other_load, "4.2f")
+        + suffix
     )
-    return row
 
 
 class _Stop(Exception):
@@ -203,27 +216,8 @@ def measure_pair(
                 runs[k].append(run)
     out = []
     for (group, name, cmd), rs in zip((a, b), runs, strict=True):
-        walls = [r.wall for r in rs]
-        med = sorted(rs, key=lambda r: r.wall)[len(rs) // 2]
-        row = Row(
-            group,
-            name,
-            show(cmd),
-            statistics.median(walls),
-            walls,
-            max(r.rss_kib for r in rs) / 1024,
-            med.user + med.sys,
-            nbytes,
-            other_load=med.other / med.wall if med.wall > 0 else 0.0,
-        )
-        log(
-            f"  {name:<34} {row.wall:8.3f} s  "
-            + (f"{row.mbps:8.1f} MB/s  " if row.mbps else " " * 16)
-            + f"RSS {row.rss_mib:7.1f} MiB  CPU {row.cpu:7.2f} s  other load "
-            + _fmt(row.other_load, "4.2f")
-            + "  runs "
-            + " ".join(f"{w:.2f}" for w in walls)
-        )
+        row, _ = _timed_row(group, name, cmd, rs, nbytes)
+        _log_row(row, "  runs " + " ".join(f"{w:.2f}" for w in row.walls))
         out.append(row)
     out[1].extra["pair_ratio"] = statistics.median(
         x.wall / y.wall for x, y in zip(runs[0], runs[1], strict=True)

@@ -51,6 +51,14 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return _report_image(args, r, f"built {args.recipe} into {r.path}")
 
 
+def _output_options(p: argparse.ArgumentParser) -> None:
+    """What import and build share: the SIF they write and how."""
+    p.add_argument("-o", "--output", required=True, metavar="OUT.sif")
+    p.add_argument("--compressor", choices=("gzip", "zstd", "xz"), default="gzip")
+    p.add_argument("--force", action="store_true", help="replace OUT.sif")
+    p.add_argument("--json", action="store_true")
+
+
 def cmd_image_inspect(args: argparse.Namespace) -> int:
     from ..containers.image.describe import describe
     from .sif import _open_image, cmd_sif_inspect
@@ -140,10 +148,7 @@ def register(c: Commands) -> None:
         help="docker-archive:FILE.tar, oci-archive:FILE.tar[:TAG], oci:DIR[:TAG], dir:ROOTFS "
         "or tar:ROOTFS.tar",
     )
-    p.add_argument("-o", "--output", required=True, metavar="OUT.sif")
-    p.add_argument("--compressor", choices=("gzip", "zstd", "xz"), default="gzip")
-    p.add_argument("--force", action="store_true", help="replace OUT.sif")
-    p.add_argument("--json", action="store_true")
+    _output_options(p)
     p = sub.add_parser(
         "build",
         parents=[c.common],
@@ -151,10 +156,7 @@ def register(c: Commands) -> None:
     )
     p.set_defaults(func=cmd_image_build)
     p.add_argument("recipe", help="a recipe TOML file (README: capsa image build)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.sif")
-    p.add_argument("--compressor", choices=("gzip", "zstd", "xz"), default="gzip")
-    p.add_argument("--force", action="store_true", help="replace OUT.sif")
-    p.add_argument("--json", action="store_true")
+    _output_options(p)
     p = sub.add_parser(
         "inspect",
         parents=[c.common],
